@@ -1,0 +1,68 @@
+//! `grail` subcommands. Each subcommand module exposes an `Args` struct (clap
+//! derive) and `run(&Args) -> Result<(), Failure>`; the binary maps the
+//! [`Failure`] to the exit code.
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod fingerprint;
+pub mod inspect;
+pub mod keys;
+
+/// Why a subcommand did not succeed, which decides the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The input was read and checked, and found invalid (exit 1).
+    Invalid(anyhow::Error),
+    /// Bad usage, a missing file, an I/O error: nothing was checked (exit 2).
+    Usage(anyhow::Error),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            Failure::Invalid(_) => ExitCode::from(1),
+            Failure::Usage(_) => ExitCode::from(2),
+        }
+    }
+
+    pub fn error(&self) -> &anyhow::Error {
+        match self {
+            Failure::Invalid(e) | Failure::Usage(e) => e,
+        }
+    }
+}
+
+/// grail: verifiable GRPO rollouts — protocol tools.
+#[derive(Debug, Parser)]
+#[command(name = "grail", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors in the log.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the 64-hex weight fingerprint of a model directory.
+    Fingerprint(fingerprint::Args),
+    /// Hotkey tools.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Print a window file: header and per-rollout summary, or all of it as JSON.
+    Inspect(inspect::Args),
+}
+
+/// Run one parsed command line.
+pub fn run(cli: &Cli) -> Result<(), Failure> {
+    match &cli.command {
+        Command::Fingerprint(args) => fingerprint::run(args),
+        Command::Keys(cmd) => keys::run(cmd),
+        Command::Inspect(args) => inspect::run(args),
+    }
+}

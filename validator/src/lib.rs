@@ -1,0 +1,2 @@
+//! grail validator library and the `grail` command-line tool.
+pub mod cli;
