@@ -13,3 +13,8 @@ pub mod fingerprint;
 pub mod keys;
 pub mod tensors;
 pub mod wallet;
+pub mod hash;
+pub mod sampling;
+pub mod seeds;
+pub mod sketch;
+pub mod window;
