@@ -108,7 +108,11 @@ mod tests {
     fn incremental_equals_one_shot() {
         let one = derive(label::COMMIT_ROOT, &[b"hello", b"", b"world"]);
         let mut d = Deriver::new(label::COMMIT_ROOT);
-        d.part(b"hello").begin_part(0).begin_part(5).raw(b"wor").raw(b"ld");
+        d.part(b"hello")
+            .begin_part(0)
+            .begin_part(5)
+            .raw(b"wor")
+            .raw(b"ld");
         assert_eq!(one, d.finish());
     }
 

@@ -8,13 +8,16 @@
 //! specification; each construction here cites its section.
 #![deny(unsafe_code)]
 
-pub mod params;
+pub mod challenge;
+pub mod commit;
 pub mod fingerprint;
-pub mod keys;
-pub mod tensors;
-pub mod wallet;
 pub mod hash;
+pub mod keys;
+pub mod params;
 pub mod sampling;
 pub mod seeds;
 pub mod sketch;
+pub mod tensors;
+pub mod wallet;
 pub mod window;
+pub mod wire;

@@ -168,7 +168,11 @@ pub fn logprob(logits: &[f32], temperature: f64, token: u32) -> Result<f64, Samp
 
 /// The CDF interval `[C_{x-1} / Z, C_x / Z)` of `token` under the verifier's
 /// own logits.
-pub fn cdf_interval(logits: &[f32], temperature: f64, token: u32) -> Result<(f64, f64), SamplingError> {
+pub fn cdf_interval(
+    logits: &[f32],
+    temperature: f64,
+    token: u32,
+) -> Result<(f64, f64), SamplingError> {
     let max = checked_max(logits)?;
     if token as usize >= logits.len() {
         return Err(SamplingError::TokenOutOfRange {
@@ -273,7 +277,9 @@ mod tests {
             let c = check_sample(&logits, 0.7, ut, tok, 0.0).unwrap().unwrap();
             assert!(!c.widened);
             let other = (tok + 250) % 500;
-            assert!(check_sample(&logits, 0.7, ut, other, 1e-3).unwrap().is_err());
+            assert!(check_sample(&logits, 0.7, ut, other, 1e-3)
+                .unwrap()
+                .is_err());
         }
     }
 
@@ -283,7 +289,9 @@ mod tests {
         // interval of token 1 is [0.5, 1)
         let c = check_sample(&l, 1.0, 0.499, 1, 0.002).unwrap().unwrap();
         assert!(c.widened);
-        let r = check_sample(&l, 1.0, 0.499, 1, 0.0005).unwrap().unwrap_err();
+        let r = check_sample(&l, 1.0, 0.499, 1, 0.0005)
+            .unwrap()
+            .unwrap_err();
         assert_eq!(r.token, 1);
     }
 
@@ -310,9 +318,15 @@ mod tests {
             logprob(&[0.0], 1.0, 5),
             Err(SamplingError::TokenOutOfRange { token: 5, vocab: 1 })
         ));
-        let p = SamplingParams { temperature_milli: 0, max_new_tokens: 10 };
+        let p = SamplingParams {
+            temperature_milli: 0,
+            max_new_tokens: 10,
+        };
         assert_eq!(p.validate(), Err(SamplingError::Temperature(0)));
-        let p = SamplingParams { temperature_milli: 1000, max_new_tokens: MAX_COMPLETION_TOKENS + 1 };
+        let p = SamplingParams {
+            temperature_milli: 1000,
+            max_new_tokens: MAX_COMPLETION_TOKENS + 1,
+        };
         assert!(matches!(p.validate(), Err(SamplingError::MaxNewTokens(_))));
     }
 }

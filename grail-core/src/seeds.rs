@@ -86,7 +86,10 @@ mod tests {
         let r = rollout_seed(&wr, &hk, 0, 0);
         assert_ne!(r, rollout_seed(&wr, &hk, 0, 1));
         assert_ne!(r, rollout_seed(&wr, &hk, 1, 0));
-        assert_ne!(r, rollout_seed(&window_randomness(&bh, &[2u8; 32]), &hk, 0, 0));
+        assert_ne!(
+            r,
+            rollout_seed(&window_randomness(&bh, &[2u8; 32]), &hk, 0, 0)
+        );
         assert_ne!(sketch_key(&wr), wr);
         assert_ne!(challenge_randomness(&bh, &[1u8; 32]), wr);
     }

@@ -50,7 +50,9 @@ pub enum SketchError {
     BadDim(usize),
     #[error("hidden state component {index} is not finite ({value})")]
     NonFinite { index: usize, value: f32 },
-    #[error("degenerate hidden state: reference magnitude {reference} below {SKETCH_MIN_REFERENCE}")]
+    #[error(
+        "degenerate hidden state: reference magnitude {reference} below {SKETCH_MIN_REFERENCE}"
+    )]
     Degenerate { reference: f32 },
 }
 
@@ -229,7 +231,7 @@ mod tests {
         h[4] = 0.1;
         let q = quantize(&h).unwrap();
         assert_eq!(&q[..5], &[7, -4, 0, 32, 0]); // 2*32/9 = 7.11, 0.1*32/9 = 0.36
-        // values above the reference saturate at the clamp
+                                                 // values above the reference saturate at the clamp
         let mut h = vec![1.0f32; 48]; // reference = 3rd largest = 1.0
         h[7] = 1000.0;
         h[8] = -1000.0;
@@ -258,7 +260,10 @@ mod tests {
             quantize(&[1.0, f32::INFINITY]),
             Err(SketchError::NonFinite { index: 1, .. })
         ));
-        assert!(matches!(quantize(&[0.0; 64]), Err(SketchError::Degenerate { .. })));
+        assert!(matches!(
+            quantize(&[0.0; 64]),
+            Err(SketchError::Degenerate { .. })
+        ));
         let planes = SketchPlanes::new(&[1u8; 32], 8).unwrap();
         assert_eq!(
             planes.sketch(&[1.0; 9]),
@@ -283,7 +288,9 @@ mod tests {
         let mut total = 0;
         for seed in 0..200 {
             let a = planes.sketch(&vector_with(seed, 896, false)).unwrap();
-            let b = planes.sketch(&vector_with(1000 + seed, 896, false)).unwrap();
+            let b = planes
+                .sketch(&vector_with(1000 + seed, 896, false))
+                .unwrap();
             let d = a.hamming(&b);
             assert!(d > SKETCH_MAX_HAMMING, "unrelated vectors at distance {d}");
             total += d;
@@ -323,8 +330,14 @@ mod tests {
                     x * (1.0 + 0.02 * u)
                 })
                 .collect();
-            let d = planes.sketch(&h).unwrap().hamming(&planes.sketch(&noisy).unwrap());
-            assert!(d <= SKETCH_MAX_HAMMING / 2, "honest drift gave distance {d}");
+            let d = planes
+                .sketch(&h)
+                .unwrap()
+                .hamming(&planes.sketch(&noisy).unwrap());
+            assert!(
+                d <= SKETCH_MAX_HAMMING / 2,
+                "honest drift gave distance {d}"
+            );
         }
     }
 
@@ -348,11 +361,20 @@ mod tests {
         let h = vector(3, 896);
         let mut p = h.clone();
         p.rotate_left(1);
-        let d = planes.sketch(&h).unwrap().hamming(&planes.sketch(&p).unwrap());
+        let d = planes
+            .sketch(&h)
+            .unwrap()
+            .hamming(&planes.sketch(&p).unwrap());
         assert!(d > SKETCH_MAX_HAMMING, "{d}");
         // flipping signs of the largest dims changes it too
-        let flipped: Vec<f32> = h.iter().map(|&x| if x.abs() > 10.0 { -x } else { x }).collect();
-        let d = planes.sketch(&h).unwrap().hamming(&planes.sketch(&flipped).unwrap());
+        let flipped: Vec<f32> = h
+            .iter()
+            .map(|&x| if x.abs() > 10.0 { -x } else { x })
+            .collect();
+        let d = planes
+            .sketch(&h)
+            .unwrap()
+            .hamming(&planes.sketch(&flipped).unwrap());
         assert!(d > 0);
     }
 }
