@@ -1,5 +1,7 @@
 //! Shared builders for grail integration tests: valid window files with
 //! pseudo-random but well-formed content, and helpers to edit their bytes.
+pub mod vectors;
+
 use grail_core::commit::TokenCommitment;
 use grail_core::hash::Digest;
 use grail_core::sampling::SamplingParams;

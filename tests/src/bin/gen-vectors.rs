@@ -1,0 +1,187 @@
+//! Write the known-answer vector files in `tests/vectors/` from the inputs
+//! below and this build's implementation. Run after a deliberate protocol
+//! change only (`cargo run -p grail-tests --bin gen-vectors`); the diff of the
+//! JSON files is the review of that change, and `scripts/protocol_ref.py`
+//! must agree with the new files before they are committed.
+use grail_tests::vectors::compute;
+use grail_tests::{no_signature, sample_file, tests_dir};
+use serde_json::{json, Value};
+
+/// Pseudo-random input bytes, reproducible from a name.
+fn bytes(name: &str, n: usize) -> String {
+    let mut out = vec![0u8; n];
+    blake3_xof(name, &mut out);
+    hex::encode(out)
+}
+
+fn blake3_xof(name: &str, out: &mut [u8]) {
+    // Inputs only: any fixed expansion works; reuse the protocol's derive.
+    let mut i = 0u32;
+    for chunk in out.chunks_mut(32) {
+        let d = grail_core::hash::derive(
+            grail_core::hash::label::PROBLEM_SEED,
+            &[b"vector input", name.as_bytes(), &i.to_le_bytes()],
+        );
+        chunk.copy_from_slice(&d[..chunk.len()]);
+        i += 1;
+    }
+}
+
+/// Exact dyadic test values.
+fn dyadic(seed: u64, n: usize, denom: f64) -> Vec<f64> {
+    (0..n as u64)
+        .map(|i| ((i * 37 + seed * 11) % 101) as f64 - 50.0)
+        .map(|x| x / denom)
+        .collect()
+}
+
+fn file(name: &str, construction: &str, spec: &str, cases: Vec<(&str, Value)>) {
+    let cases: Vec<Value> = cases
+        .into_iter()
+        .map(|(kind, input)| {
+            let output = compute(kind, &input).unwrap_or_else(|e| panic!("{name}: {e}"));
+            json!({ "kind": kind, "input": input, "output": output })
+        })
+        .collect();
+    let doc = json!({ "construction": construction, "spec": spec, "cases": cases });
+    let path = tests_dir().join("vectors").join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
+    println!("wrote {}", path.display());
+}
+
+fn main() {
+    std::fs::create_dir_all(tests_dir().join("vectors")).unwrap();
+
+    let labels = [
+        "grail/v1/problem-seed",
+        "grail/v1/commit-root",
+        "grail/v1/window-file-checksum",
+    ];
+    let mut cases = vec![];
+    for l in labels {
+        for parts in [vec![], vec![String::new()], vec![String::new(), String::new()], vec!["00".into()]] {
+            cases.push(("derive", json!({ "label": l, "parts": parts })));
+        }
+    }
+    cases.push(("derive", json!({ "label": labels[0], "parts": [bytes("a", 3), bytes("b", 1500), bytes("c", 32)] })));
+    file("hash", "derive(label, parts)", "PROTOCOL.md §2", cases);
+
+    let cases = (0..3)
+        .map(|i| {
+            ("seeds", json!({
+                "netuid": ([81, 1, 65535])[i],
+                "hotkey": bytes(&format!("hotkey{i}"), 32),
+                "window_block_hash": bytes(&format!("block{i}"), 32),
+                "generation_beacon_randomness": bytes(&format!("beacon{i}"), 32),
+                "deadline_block_hash": bytes(&format!("deadline{i}"), 32),
+                "challenge_beacon_randomness": bytes(&format!("cbeacon{i}"), 32),
+                "problem_index": ([0, 7, 4_294_967_295u64])[i],
+                "rollout_index": ([0, 15, 3])[i],
+            }))
+        })
+        .collect();
+    file("seeds", "problem seed, window randomness, rollout seed, sketch key, challenge randomness", "PROTOCOL.md §4", cases);
+
+    let quicknet = (1_692_803_367u64, 3u64);
+    let default = (1_595_431_050u64, 30u64);
+    let cases = [
+        (0u64, quicknet, 1_692_803_367_000u64),
+        (29, quicknet, 1_692_803_369_999),
+        (4_000_017, quicknet, 1_732_400_000_123),
+        (5_123_456, default, 1_732_400_000_000),
+        (30, default, 1_500_000_000_000),
+    ]
+    .into_iter()
+    .map(|(block, (g, p), ts)| {
+        ("window", json!({
+            "block": block,
+            "drand_genesis_time": g,
+            "drand_period": p,
+            "window_block_timestamp_ms": ts,
+            "deadline_block_timestamp_ms": ts + 360_000,
+        }))
+    })
+    .collect();
+    file("window", "windows, deadlines, drand rounds", "PROTOCOL.md §4", cases);
+
+    let cases = (0..3)
+        .map(|i| ("uniforms", json!({ "rollout_seed": bytes(&format!("rollout{i}"), 32), "positions": [0, 1, 2, 3, 100, 8191] })))
+        .collect();
+    file("uniforms", "per-position uniforms u_t", "PROTOCOL.md §5.1", cases);
+
+    let mut cases = vec![];
+    for (vocab, temp) in [(8usize, 1000u16), (37, 700), (37, 1500), (256, 250), (256, 1000)] {
+        for u_int in [0u64, 1 << 50, 3 << 51, (1 << 53) - 1, 4_503_599_627_370_497] {
+            cases.push(("sample", json!({
+                "logits": dyadic(vocab as u64, vocab, 8.0),
+                "temperature_milli": temp,
+                "u_int": u_int,
+            })));
+        }
+    }
+    file("sampling", "inverse-CDF sampling, logprob, CDF interval", "PROTOCOL.md §5", cases);
+
+    let mut cases = vec![];
+    for (i, d) in [16usize, 64, 896].into_iter().enumerate() {
+        let mut h = dyadic(i as u64, d, 16.0);
+        if d == 896 {
+            for j in (5..d).step_by(97) {
+                h[j] = 96.0 + j as f64 / 64.0;
+            }
+        }
+        cases.push(("sketch", json!({ "sketch_key": bytes(&format!("sketch{i}"), 32), "hidden": h })));
+    }
+    file("sketch", "hidden-state quantization and SimHash sketch", "PROTOCOL.md §6.4", cases);
+
+    let cases = (0..2)
+        .map(|i| {
+            let cs: Vec<Value> = (0..3 + i)
+                .map(|t| json!({ "token": 1000 * t + i, "logprob": -(t as f64) / 4.0, "sketch": bytes(&format!("s{i}{t}"), 16) }))
+                .collect();
+            ("commit", json!({
+                "commitments": cs,
+                "netuid": 81,
+                "window": 4_000_020 + 30 * i,
+                "hotkey": bytes(&format!("hk{i}"), 32),
+                "problem_index": i,
+                "rollout_index": 15 - i,
+                "model_fingerprint": bytes(&format!("fp{i}"), 32),
+                "prompt": [1, 403, 407, 261, 378],
+                "temperature_milli": 1000,
+                "max_new_tokens": 512,
+                "reward": ([1.0, 0.125])[i as usize],
+                "advantage": ([0.5, -1.25])[i as usize],
+            }))
+        })
+        .collect();
+    file("commit", "token commitments, commit root, commit binding", "PROTOCOL.md §6", cases);
+
+    let cases = [(5u32, 32u32), (32, 32), (33, 32), (64, 32), (100, 32), (1000, 32), (8192, 32), (1000, 1)]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (n, k))| {
+            ("challenge_positions", json!({
+                "challenge_randomness": bytes(&format!("cr{i}"), 32),
+                "commit_root": bytes(&format!("root{i}"), 32),
+                "n": n,
+                "k": k,
+            }))
+        })
+        .collect();
+    file("challenge", "challenge positions", "PROTOCOL.md §7.1", cases);
+
+    let f = sample_file(42, 2, 2, [0x11; 32], &no_signature);
+    let good = f.encode().unwrap();
+    let mut bad_magic = good.clone();
+    bad_magic[0] ^= 0xff;
+    let mut flipped = good.clone();
+    let n = flipped.len();
+    flipped[n / 2] ^= 0x01;
+    let cases = vec![
+        ("window_file", json!({ "file": hex::encode(&good) })),
+        ("window_file", json!({ "file": hex::encode(&good[..good.len() - 1]) })),
+        ("window_file", json!({ "file": hex::encode(&bad_magic) })),
+        ("window_file", json!({ "file": hex::encode(&flipped) })),
+    ];
+    file("window_file", "window file format", "PROTOCOL.md §8", cases);
+}
