@@ -122,9 +122,16 @@ fn weight(z: f32, max: f64, temperature: f64) -> f64 {
     ((f64::from(z) - max) / temperature).exp()
 }
 
+/// Left-to-right sum of weights starting from +0.0, in token-id order.
+fn weight_sum(logits: &[f32], max: f64, temperature: f64) -> f64 {
+    logits
+        .iter()
+        .fold(0.0, |acc, &z| acc + weight(z, max, temperature))
+}
+
 /// Normalizer `Z = sum_i exp((z_i - max) / T)`, summed in token-id order.
 fn normalizer(logits: &[f32], max: f64, temperature: f64) -> f64 {
-    logits.iter().map(|&z| weight(z, max, temperature)).sum()
+    weight_sum(logits, max, temperature)
 }
 
 /// The inverse-CDF pick: the first token `i` with `u * Z < C_i`, where `C_i`
@@ -181,10 +188,7 @@ pub fn cdf_interval(
         });
     }
     let z = normalizer(logits, max, temperature);
-    let below: f64 = logits[..token as usize]
-        .iter()
-        .map(|&l| weight(l, max, temperature))
-        .sum();
+    let below = weight_sum(&logits[..token as usize], max, temperature);
     let w = weight(logits[token as usize], max, temperature);
     Ok((below / z, (below + w) / z))
 }
