@@ -36,8 +36,8 @@ Using the trained 260K-parameter TinyStories Llama in shared/fixtures/stories260
 How to run
 ----------
     pip install numpy && python3 scripts/sketch_study.py
-Optional flags: --seqs-per-prompt N (default 24, four prompts), --new-tokens N
-(default 160), --keys N (default 64), --model DIR, --out DIR.  Runtime on 2 cores
+Optional flags: --seqs-per-prompt N (default 48, four prompts), --new-tokens N
+(default 160), --keys N (default 128), --model DIR, --out DIR.  Runtime on 2 cores
 is a few minutes; the wall time is printed at the end.
 
 Provenance
@@ -69,9 +69,9 @@ if not os.path.isdir(DEFAULT_MODEL):
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 ap.add_argument("--model", default=DEFAULT_MODEL)
 ap.add_argument("--out", default="/tmp/sketch-study")
-ap.add_argument("--seqs-per-prompt", type=int, default=24)
+ap.add_argument("--seqs-per-prompt", type=int, default=48)
 ap.add_argument("--new-tokens", type=int, default=160)
-ap.add_argument("--keys", type=int, default=64)
+ap.add_argument("--keys", type=int, default=128)
 ap.add_argument("--rollout-draws", type=int, default=8,
                 help="random 32-position subsets per (key, sequence) for empirical per-rollout rates")
 args = ap.parse_args()
@@ -198,53 +198,72 @@ def rotate_half(x):
     return np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
 
 
-def rmsnorm(x, w, R, dt):
+def rmsnorm(x, w, R, dt, fused=False):
     var = np.mean(x * x, axis=-1, keepdims=True)
     y = x * (dt(1.0) / np.sqrt(var + dt(EPS)))
-    return R(w * R(y))
+    if fused:                       # one fp32 kernel, single rounding of the output
+        return R(w * y)
+    return R(w * R(y))              # HF LlamaRMSNorm: normalise in fp32, cast, then weight * x
 
 
 def forward(p, tokens, mode="f32", round_logits=True):
     """Teacher-forced causal prefill. tokens (B,T) -> h (B,T,D) [LM-head input], logits (B,T,V).
 
-    mode 'f32': plain float32; 'f64': float64 everywhere; 'bf16': bf16 engine emulation
-    (weights must already be bf16-rounded; activations rounded to bf16 after every
-    matmul / norm / residual add / elementwise op, fp32 accumulation, fp32 softmax with
-    P rounded to bf16 before P@V as in flash-attention)."""
+    mode 'f32': plain float32; 'f64': float64 everywhere;
+    'bf16'  (engine A, HF-eager-like): weights bf16, every op output rounded to bf16
+            (each matmul with fp32 accumulation, each norm step, each RoPE product/sum,
+            attention scores, scaled scores, fp32 softmax -> bf16, P@V, SiLU, gate*up,
+            residual adds, logits);
+    'bf16f' (engine B, fused-kernel / flash-attention-like): weights bf16, fused fp32
+            RMSNorm (one rounding), RoPE in fp32 with one rounding, attention with fp32
+            scores/softmax and P rounded to bf16 before P@V (flash-attention), fused
+            SiLU*up (one rounding), matmul outputs and residual adds rounded to bf16."""
+    fused = mode == "bf16f"
     if mode == "f64":
         dt, R = f64, ident
-    elif mode == "bf16":
+    elif mode in ("bf16", "bf16f"):
         dt, R = f32, bf16_round
     else:
         dt, R = f32, ident
     B, T = tokens.shape
     cos, sin = rope_tables(T, dt)
-    cos, sin = R(cos), R(sin)
+    if not fused:
+        cos, sin = R(cos), R(sin)
     mask = np.triu(np.full((T, T), -np.inf, dtype=dt), 1)
     scale = dt(HD ** -0.5)
     rep = NH // NKV
     x = p["emb"][tokens].astype(dt)
     for L in p["layers"]:
-        xn = rmsnorm(x, L["ln1"], R, dt)
+        xn = rmsnorm(x, L["ln1"], R, dt, fused)
         q = R(xn @ L["wq"].T).reshape(B, T, NH, HD).transpose(0, 2, 1, 3)
         k = R(xn @ L["wk"].T).reshape(B, T, NKV, HD).transpose(0, 2, 1, 3)
         v = R(xn @ L["wv"].T).reshape(B, T, NKV, HD).transpose(0, 2, 1, 3)
-        q = R(R(q * cos) + R(rotate_half(q) * sin))
-        k = R(R(k * cos) + R(rotate_half(k) * sin))
+        if fused:
+            q = R(q * cos + rotate_half(q) * sin)
+            k = R(k * cos + rotate_half(k) * sin)
+        else:
+            q = R(R(q * cos) + R(rotate_half(q) * sin))
+            k = R(R(k * cos) + R(rotate_half(k) * sin))
         k = np.repeat(k, rep, axis=1)
         v = np.repeat(v, rep, axis=1)
-        s = (q @ k.transpose(0, 1, 3, 2)) * scale + mask
+        if fused:
+            s = (q @ k.transpose(0, 1, 3, 2)) * scale + mask
+        else:
+            s = R(R(q @ k.transpose(0, 1, 3, 2)) * scale) + mask
         s = s - s.max(axis=-1, keepdims=True)
         pr = np.exp(s)
         pr = pr / pr.sum(axis=-1, keepdims=True)
         o = R(R(pr) @ v).transpose(0, 2, 1, 3).reshape(B, T, NH * HD)
         x = R(x + R(o @ L["wo"].T))
-        xn = rmsnorm(x, L["ln2"], R, dt)
+        xn = rmsnorm(x, L["ln2"], R, dt, fused)
         g = R(xn @ L["wg"].T)
         u = R(xn @ L["wu"].T)
-        a = R(g / (dt(1.0) + np.exp(-g)))
-        x = R(x + R(R(a * u) @ L["wd"].T))
-    h = rmsnorm(x, p["norm"], R, dt)
+        if fused:
+            m = R((g / (dt(1.0) + np.exp(-g))) * u)
+        else:
+            m = R(R(g / (dt(1.0) + np.exp(-g))) * u)
+        x = R(x + R(m @ L["wd"].T))
+    h = rmsnorm(x, p["norm"], R, dt, fused)
     logits = h @ p["emb"].T
     if round_logits:
         logits = R(logits)
@@ -495,6 +514,7 @@ del P64
 PBF = map_params(P32, bf16_round, bf16_round)
 VARIANTS["bf16"] = run_variant(PBF, "bf16")
 VARIANTS["bf16_f32head"] = (None, run_variant(PBF, "bf16", round_logits=False)[1])
+VARIANTS["bf16f"] = run_variant(PBF, "bf16f")
 del PBF
 log("f64 / bf16 prefill done")
 H_DEC = np.concatenate([g["h_dec"][:, g["P"]:g["P"] + L] for g in groups])
@@ -532,9 +552,13 @@ def sketches_of(h):
 
 SK = {"f32": sketches_of(H_REF)}
 DIST = {}
-for name in ["f64", "bf16", "int8", "int4", "noise1", "randinit"]:
-    DIST[name] = hamming(sketches_of(VARIANTS[name][0]), SK["f32"])
+for name in ["f64", "bf16", "bf16f", "int8", "int4", "noise1", "randinit"]:
+    SK[name] = sketches_of(VARIANTS[name][0])
+    DIST[name] = hamming(SK[name], SK["f32"])
+DIST["bf16AB"] = hamming(SK["bf16"], SK["bf16f"])
 DIST["dec"] = hamming(sketches_of(H_DEC), SK["f32"])
+Q_OF = {n: quantize(VARIANTS[n][0].reshape(-1, D))[0] for n in ["f32", "f64", "bf16", "bf16f", "int8", "int4", "noise1"]}
+Q_OF["dec"] = quantize(H_DEC.reshape(-1, D))[0]
 log("sketches done")
 
 # exact-context ids: two generated positions have identical h (same computation) iff they share
@@ -596,6 +620,21 @@ def binom_tail_model(qa, qb):
 
 
 QREF = quantize(H_REF.reshape(-1, D))[0].reshape(S, L, D)
+
+
+def binom_upper_model(qa, qb):
+    """Per-position mean of P[Binom(128, theta/pi) > tau] (random-hyperplane model of the drift tail)."""
+    qa = qa.astype(f64)
+    qb = qb.astype(f64)
+    cs = np.sum(qa * qb, axis=1) / (np.linalg.norm(qa, axis=1) * np.linalg.norm(qb, axis=1) + 1e-300)
+    th = np.clip(np.arccos(np.clip(cs, -1, 1)) / np.pi, 1e-15, 1 - 1e-15)
+    res = []
+    for t in TAUS:
+        ks = np.arange(t + 1, t + 40)   # terms beyond t+40 are negligible for the small angles here
+        logc = np.array([math.lgamma(NBITS + 1) - math.lgamma(k + 1) - math.lgamma(NBITS - k + 1) for k in ks])
+        lp = logc[None, :] + ks[None, :] * np.log(th)[:, None] + (NBITS - ks)[None, :] * np.log1p(-th)[:, None]
+        res.append(float(np.mean(np.exp(lp).sum(axis=1))))
+    return res, th
 pair_a = QREF[other_seq[0, ..., 0], other_seq[0, ..., 1]].reshape(-1, D)
 model_other, cos_other_q = binom_tail_model(pair_a, QREF.reshape(-1, D))
 QRAND = quantize(VARIANTS["randinit"][0].reshape(-1, D))[0]
@@ -628,6 +667,47 @@ for k in range(K):
         ADV[n].append(hamming(te, c[None, None, :]))
         adv_train_acc24[n].append(float((hamming(tr, c[None, :]) <= 24).mean()))
 ADV = {n: np.stack(v) for n, v in ADV.items()}   # (K, S_test, L)
+
+# (b', extra) per-position lookup-table forgery: the adversary knows its own rollout tokens and
+# commits, at each position, the mean train h over train positions with the same token key
+# (no forward pass over the real context).  Evaluated on test positions 1..L-2.
+prev_tok = np.concatenate([np.stack([np.full(NS, g["toks"][0, g["P"] - 1])] * 1, axis=1) for g in groups])
+PREV = np.concatenate([prev_tok, TOKENS_NEW[:, :-1]], axis=1)               # token before each position
+NEXT = np.concatenate([TOKENS_NEW[:, 1:], np.full((S, 1), -1)], axis=1)      # token predicted from h
+TABLE_KEYS = {
+    "current token": TOKENS_NEW.astype(np.int64),
+    "(previous, current) token": PREV * V + TOKENS_NEW,
+    "(current, next) token": TOKENS_NEW * (V + 1) + (NEXT + 1),
+    "(previous, current, next) token": (PREV * V + TOKENS_NEW) * (V + 1) + (NEXT + 1),
+}
+pos_sl = slice(1, L - 1)
+Hd_train = H_REF[train_idx].reshape(-1, D).astype(f64)
+TAB = {}
+tab_cover = {}
+fallback_key = TABLE_KEYS["current token"]
+for tname, keys_ in TABLE_KEYS.items():
+    ktr = keys_[train_idx].ravel()
+    uk, inv = np.unique(ktr, return_inverse=True)
+    sums = np.zeros((len(uk), D))
+    np.add.at(sums, inv, Hd_train)
+    means = (sums / np.bincount(inv)[:, None]).astype(f32)
+    # fallback table on current token, then the global mean
+    fk, finv = np.unique(fallback_key[train_idx].ravel(), return_inverse=True)
+    fs = np.zeros((len(fk), D))
+    np.add.at(fs, finv, Hd_train)
+    fmeans = (fs / np.bincount(finv)[:, None]).astype(f32)
+    kte = keys_[test_idx][:, pos_sl].ravel()
+    j = np.clip(np.searchsorted(uk, kte), 0, len(uk) - 1)
+    hit = uk[j] == kte
+    fte = fallback_key[test_idx][:, pos_sl].ravel()
+    fj = np.clip(np.searchsorted(fk, fte), 0, len(fk) - 1)
+    fhit = fk[fj] == fte
+    forged = np.where(hit[:, None], means[j], np.where(fhit[:, None], fmeans[fj], h_mean))
+    tab_cover[tname] = float(hit.mean())
+    fq = quantize(forged)[0]
+    Lt = L - 2
+    TAB[tname] = np.stack([hamming(sketch_packed(fq, SIGMAS[k]).reshape(len(test_idx), Lt, -1),
+                                   SK["f32"][k, test_idx, 1:L - 1]) for k in range(K)])
 log("adversary done")
 
 # ============================================================================
@@ -743,6 +823,29 @@ out(f"Train-set acceptance at τ=24 (what the adversary sees when choosing): "
     + f". Distinct sketches among {len(train_idx) * L} train positions: mean {np.mean(n_unique):.0f} per key.")
 out()
 
+out("## (b') Extra: per-position lookup-table forgery (fit on train, scored on test positions 1..L-2)")
+out()
+out("The adversary knows the tokens of its own rollout and, without running the model on the real context, commits at "
+    "each position the mean train h of all train positions with the same token key (fallback: current-token table, "
+    "then global mean). Key coverage on test: "
+    + ", ".join(f"{n} {c:.2f}" for n, c in tab_cover.items()) + ".")
+out()
+rp, rr = acc_rows(list(TAB.items()))
+out(table(["table key", "mean dist", "N"] + [f"τ={t}" for t in TAUS], rp))
+out()
+out("Per-rollout, p^32:")
+out()
+out(table(["table key"] + [f"τ={t}" for t in TAUS], rr))
+out()
+rows = []
+for label, dist in TAB.items():
+    cells, n = emp_cells(empirical_rollouts(dist, rng_emp, args.rollout_draws))
+    rows.append([label, f"{n:,}"] + cells)
+out("Empirical per-rollout acceptance (32 random opened positions, all forged):")
+out()
+out(table(["table key", "rollouts"] + [f"τ={t}" for t in TAUS], rows))
+out()
+
 # ---- (c)/(d) drift tables
 def drift_rows(entries):
     rows_d, rows_f = [], []
@@ -759,8 +862,8 @@ def drift_rows(entries):
     return rows_d, rows_f
 
 
-def logprob_cdf_stats(name, rng):
-    lg_ref = VARIANTS["f32"][1]
+def logprob_cdf_stats(name, rng, ref="f32"):
+    lg_ref = VARIANTS[ref][1]
     lg_v = VARIANTS[name][1]
     p_ref = softmax64(lg_ref)
     p_v = softmax64(lg_v)
@@ -796,8 +899,11 @@ def logprob_cdf_stats(name, rng):
 out("## (c) Honest drift vs the fp32 prefill (same tokens, teacher-forced)")
 out()
 entries_c = [("(i) float64 vs float32", DIST["f64"]),
-             ("(ii) bf16 engine vs float32", DIST["bf16"]),
+             ("(ii) bf16 engine A (HF-eager-like) vs float32", DIST["bf16"]),
+             ("(ii') bf16 engine B (fused/flash-like) vs float32", DIST["bf16f"]),
+             ("(ii'') bf16 engine A vs bf16 engine B", DIST["bf16AB"]),
              ("(iii) fp32 KV-cache decode vs fp32 prefill", DIST["dec"])]
+model_pairs_c = [("f64", "f32"), ("bf16", "f32"), ("bf16f", "f32"), ("bf16", "bf16f"), ("dec", "f32")]
 entries_d = [("(i) int8 per-row weights", DIST["int8"]),
              ("(ii) 1% rel. weight noise", DIST["noise1"]),
              ("(extra) int4 per-row weights", DIST["int4"])]
@@ -818,12 +924,25 @@ out("Empirical per-rollout rejection (any of 32 opened positions over τ):")
 out()
 out(table(["comparison", "rollouts"] + [f"τ={t}" for t in TAUS], rows))
 out()
+rows = []
+for (label, _), (na, nb) in zip(entries_c, model_pairs_c):
+    mres, th = binom_upper_model(Q_OF[na], Q_OF[nb])
+    rows.append([label, f"{128 * th.mean():.2f}", f"{128 * np.percentile(th, 99.9):.1f}"]
+                + [fmt_pow(math.log10(v)) if v > 0 else "<1e-300" for v in mres])
+out("Random-hyperplane model of the honest tail (θ = angle between the two quantized vectors q; per-position mean of "
+    "P[Binom(128, θ/π) > τ]; a smooth extrapolation where the empirical count is 0):")
+out()
+out(table(["comparison", "mean 128θ/π", "p99.9 128θ/π"] + [f"τ={t}" for t in TAUS], rows))
+out()
 
 cdf_rng = np.random.default_rng([SEED_MISC, 4])
-LPC = {n: logprob_cdf_stats(n, cdf_rng) for n in ["f64", "bf16", "bf16_f32head", "int8", "noise1", "int4"]}
-lab = {"f64": "float64", "bf16": "bf16 engine (bf16 logits)", "bf16_f32head": "bf16 engine, logits kept fp32",
+LPC = {n: logprob_cdf_stats(n, cdf_rng) for n in ["f64", "bf16", "bf16_f32head", "bf16f", "int8", "noise1", "int4"]}
+LPC["bf16f|bf16"] = logprob_cdf_stats("bf16f", cdf_rng, ref="bf16")
+lab = {"f64": "float64", "bf16": "bf16 engine A (bf16 logits)", "bf16_f32head": "bf16 engine A, logits kept fp32",
+       "bf16f": "bf16 engine B (bf16 logits)", "bf16f|bf16": "bf16 engine B vs engine A (ref = A)",
        "int8": "int8 per-row", "noise1": "1% weight noise", "int4": "int4 per-row"}
-out("|logprob_variant − logprob_f32| of the sampled token (temperature 1), over all generated positions:")
+out("|logprob_variant − logprob_f32| of the sampled token (temperature 1), over all generated positions "
+    "(int8 / noise / int4 rows belong to (d), shown here for comparison):")
 out()
 rows = []
 for n, (dlp, shift, frac, flip) in LPC.items():
@@ -868,7 +987,7 @@ out(table(["model", "rollouts"] + [f"τ={t}" for t in TAUS], rows))
 out()
 out("Token disagreement with the fp32 model under inverse-CDF sampling with the same u (u uniform in the fp32 "
     "interval of the actually sampled token): "
-    + ", ".join(f"{lab[n]} {LPC[n][3]:.3g}" for n in ["int8", "int4", "noise1", "bf16", "f64"]) + ".")
+    + ", ".join(f"{lab[n]} {LPC[n][3]:.3g}" for n in ["int8", "int4", "noise1", "bf16", "bf16f", "bf16f|bf16", "f64"]) + ".")
 out()
 
 # ---- (e) activation statistics
