@@ -35,7 +35,7 @@ fn all_vectors() {
     }
     eprintln!("{total} vectors in {} files", files.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    for required in ["hash", "seeds", "window", "uniforms", "sampling", "sketch", "commit", "challenge", "window_file"] {
+    for required in ["hash", "seeds", "window", "uniforms", "sampling", "sketch", "commit", "challenge", "window_file", "keys"] {
         assert!(
             files.iter().any(|p| p.file_stem().is_some_and(|s| s == required)),
             "missing vector file {required}.json"

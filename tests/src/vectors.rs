@@ -10,6 +10,7 @@
 use grail_core::challenge::challenge_positions;
 use grail_core::commit::{commit_root, CommitBinding, TokenCommitment};
 use grail_core::hash::{derive, label, Digest};
+use grail_core::keys::{self, Hotkey, Keypair};
 use grail_core::sampling::{cdf_interval, logprob, sample, SamplingParams, Uniforms};
 use grail_core::seeds;
 use grail_core::sketch::{quantize, Sketch, SketchPlanes};
@@ -89,6 +90,12 @@ fn commitments(v: &Value) -> Result<Vec<TokenCommitment>, String> {
             })
         })
         .collect()
+}
+
+/// The variant name of an error enum value (`Truncated`, `BadSignature`, ...).
+pub fn variant_name(e: &dyn std::fmt::Debug) -> String {
+    let s = format!("{e:?}");
+    s.split([' ', '{', '(']).next().unwrap_or("").to_string()
 }
 
 /// Compute the output of one vector case.
@@ -238,7 +245,29 @@ pub fn compute(kind: &str, input: &Value) -> Outcome {
                         "signed_message": hex::encode(r.signed_message(&f.header)),
                     })).collect::<Vec<_>>(),
                 })),
-                Err(e) => Ok(json!({ "valid": false, "error": format!("{e:?}").split([' ', '{', '(']).next().unwrap_or("") })),
+                Err(e) => Ok(json!({ "valid": false, "error": variant_name(&e) })),
+            }
+        }
+        "keys" => {
+            let suri = field(input, "suri")?.as_str().ok_or("suri")?;
+            let pair = Keypair::from_suri(suri).map_err(|e| e.to_string())?;
+            Ok(json!({
+                "public_key": hex::encode(pair.hotkey().as_bytes()),
+                "ss58": pair.hotkey().to_ss58(),
+            }))
+        }
+        "verify" => {
+            let address = field(input, "ss58")?.as_str().ok_or("ss58")?;
+            let hotkey = match Hotkey::from_ss58(address) {
+                Ok(h) => h,
+                Err(e) => return Ok(json!({ "valid": false, "error": variant_name(&e) })),
+            };
+            let sig: [u8; 64] = hex_bytes(input, "signature")?
+                .try_into()
+                .map_err(|_| "signature: not 64 bytes".to_string())?;
+            match keys::verify(&hotkey, &hex_bytes(input, "message")?, &sig) {
+                Ok(()) => Ok(json!({ "valid": true })),
+                Err(e) => Ok(json!({ "valid": false, "error": variant_name(&e) })),
             }
         }
         other => Err(format!("unknown vector kind {other}")),

@@ -184,4 +184,41 @@ fn main() {
         ("window_file", json!({ "file": hex::encode(&flipped) })),
     ];
     file("window_file", "window file format", "PROTOCOL.md §8", cases);
+
+    let suris = [
+        "//Alice",
+        "//Bob",
+        "bottom drive obey lake curtain smoke basket hold race lonely fit walk",
+        "//Alice//stash",
+        "//Alice/soft",
+        "0x0000000000000000000000000000000000000000000000000000000000000001",
+    ];
+    let mut cases: Vec<(&str, Value)> = suris.iter().map(|s| ("keys", json!({ "suri": s }))).collect();
+    // sr25519 signatures are randomized: the stored one was made once by
+    // //Alice; verification of the stored bytes is deterministic.
+    let alice = grail_core::keys::Keypair::dev("alice").unwrap();
+    let message = hex::decode(bytes("binding message", 32)).unwrap();
+    let existing = std::fs::read(tests_dir().join("vectors/keys.json")).ok();
+    let signature = existing
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| v["cases"].as_array().cloned())
+        .and_then(|cs| cs.iter().find(|c| c["kind"] == "verify").cloned())
+        .and_then(|c| c["input"]["signature"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| hex::encode(alice.sign(&message)));
+    let alice_ss58 = alice.hotkey().to_ss58();
+    let bob_ss58 = grail_core::keys::Keypair::dev("bob").unwrap().hotkey().to_ss58();
+    let mut tampered = hex::decode(&signature).unwrap();
+    tampered[10] ^= 1;
+    let mut bad_ss58 = alice_ss58.clone().into_bytes();
+    bad_ss58[5] = if bad_ss58[5] == b'a' { b'b' } else { b'a' };
+    for (ss58, msg, sig) in [
+        (alice_ss58.clone(), hex::encode(&message), signature.clone()),
+        (alice_ss58.clone(), bytes("another message", 32), signature.clone()),
+        (bob_ss58, hex::encode(&message), signature.clone()),
+        (alice_ss58, hex::encode(&message), hex::encode(tampered)),
+        (String::from_utf8(bad_ss58).unwrap(), hex::encode(&message), signature),
+    ] {
+        cases.push(("verify", json!({ "ss58": ss58, "message": msg, "signature": sig })));
+    }
+    file("keys", "sr25519 dev keys, SS58, signature verification", "PROTOCOL.md §9", cases);
 }
