@@ -627,3 +627,54 @@ impl<'de> Deserialize<'de> for WeightMapEntries {
         deserializer.deserialize_map(EntriesVisitor)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every dtype's label is the exact string its header entry holds.
+    #[test]
+    fn tensors_dtype_labels_match_header_strings() {
+        let all = [
+            Dtype::BOOL,
+            Dtype::F4,
+            Dtype::F6_E2M3,
+            Dtype::F6_E3M2,
+            Dtype::U8,
+            Dtype::I8,
+            Dtype::F8_E5M2,
+            Dtype::F8_E4M3,
+            Dtype::F8_E8M0,
+            Dtype::F8_E4M3FNUZ,
+            Dtype::F8_E5M2FNUZ,
+            Dtype::I16,
+            Dtype::U16,
+            Dtype::F16,
+            Dtype::BF16,
+            Dtype::I32,
+            Dtype::U32,
+            Dtype::F32,
+            Dtype::C64,
+            Dtype::F64,
+            Dtype::I64,
+            Dtype::U64,
+        ];
+        for dtype in all {
+            let label = dtype_label(dtype).unwrap();
+            let header = serde_json::to_string(&dtype).unwrap();
+            assert_eq!(header, format!("\"{label}\""));
+            let parsed: Dtype = serde_json::from_str(&header).unwrap();
+            assert_eq!(parsed, dtype);
+        }
+    }
+
+    #[test]
+    fn tensors_shard_names_must_stay_in_the_directory() {
+        for ok in ["model-00001-of-00002.safetensors", "a", "..a", "a..b"] {
+            assert!(is_plain_file_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "../a", "a/b", "/a", "a\\b", "a\0"] {
+            assert!(!is_plain_file_name(bad), "{bad:?}");
+        }
+    }
+}
