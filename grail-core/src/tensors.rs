@@ -462,6 +462,24 @@ impl ModelFiles {
 
 /// The weight fingerprint of the model in `dir`: [`ModelFiles::open`] then
 /// [`ModelFiles::fingerprint`]. The files must not change while it runs.
+///
+/// Which tensors enter the fingerprint (grail protocol v1; the construction
+/// itself is [`fingerprint::fingerprint`]):
+///
+/// * If `dir/model.safetensors.index.json` exists, the model is the union of
+///   the tensors of the shard files named by the distinct values of its
+///   `weight_map` (each a plain file name in `dir`). The set of tensor names
+///   found in the shards must equal the set of `weight_map` keys, each
+///   tensor must be in the shard `weight_map` names for it, no tensor may be
+///   in two shards, and `weight_map` may not list a name twice. A
+///   `model.safetensors` beside the index is not read.
+/// * Otherwise `dir/model.safetensors` is the model.
+/// * Otherwise there is no model (error naming `dir`).
+///
+/// Other `*.safetensors` files in `dir` are ignored. Every file read must
+/// be a valid safetensors file (header length, JSON header, offsets
+/// consistent with dtype and shape, data ending exactly at end of file);
+/// the header's `__metadata__` and padding do not enter the fingerprint.
 pub fn fingerprint_model_dir(dir: &Path) -> Result<Fingerprint, TensorsError> {
     ModelFiles::open(dir)?.fingerprint()
 }
