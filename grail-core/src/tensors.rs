@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 use safetensors::SafeTensors;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use crate::fingerprint::{self, Fingerprint, FingerprintError, TensorEntry};
@@ -93,6 +93,10 @@ pub enum TensorsError {
         #[source]
         source: SafeTensorError,
     },
+    /// A safetensors header with the same key twice (the `safetensors` crate
+    /// would silently keep the last one).
+    #[error("{path} has tensor {tensor:?} more than once in its header")]
+    HeaderDuplicateTensor { path: PathBuf, tensor: String },
     /// A dtype this protocol version has no label for (see [`dtype_label`]).
     #[error("tensor {tensor:?} in {path} has unsupported dtype {dtype}")]
     UnknownDtype {
@@ -154,6 +158,7 @@ impl TensorsError {
             | TensorsError::IndexDuplicateTensor { .. }
             | TensorsError::IndexBadShardName { .. }
             | TensorsError::Safetensors { .. }
+            | TensorsError::HeaderDuplicateTensor { .. }
             | TensorsError::UnknownDtype { .. }
             | TensorsError::DuplicateTensor { .. }
             | TensorsError::TensorNotInIndex { .. }
@@ -313,7 +318,7 @@ impl ModelFiles {
             }
             let map = map_file(&path, None)?;
             let shard = Shard { path, map };
-            // Names within one header are unique (it parses into a map).
+            // `read_header` rejects a name twice in one header.
             let mut tensors = read_header(&shard, 0)?;
             tensors.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
             Ok(ModelFiles {
@@ -341,8 +346,8 @@ impl ModelFiles {
                 if let Some(first) = by_name.get(&record.name) {
                     return Err(TensorsError::DuplicateTensor {
                         tensor: record.name,
-                        // Names within one header are unique, so the first
-                        // sighting is in an earlier, already pushed shard.
+                        // `read_header` rejects a name twice in one header, so
+                        // the first sighting is in an earlier, pushed shard.
                         first: shards[first.shard].path.clone(),
                         second: shard.path.clone(),
                     });
@@ -477,9 +482,10 @@ impl ModelFiles {
 /// * Otherwise there is no model (error naming `dir`).
 ///
 /// Other `*.safetensors` files in `dir` are ignored. Every file read must
-/// be a valid safetensors file (header length, JSON header, offsets
-/// consistent with dtype and shape, data ending exactly at end of file);
-/// the header's `__metadata__` and padding do not enter the fingerprint.
+/// be a valid safetensors file (header length, JSON header with no key
+/// twice, offsets consistent with dtype and shape, data ending exactly at
+/// end of file); the header's `__metadata__` and padding do not enter the
+/// fingerprint.
 pub fn fingerprint_model_dir(dir: &Path) -> Result<Fingerprint, TensorsError> {
     ModelFiles::open(dir)?.fingerprint()
 }
@@ -533,6 +539,14 @@ fn read_header(shard: &Shard, shard_index: usize) -> Result<Vec<TensorRecord>, T
     // Cannot overflow: `read_metadata` checked 8 + header_len <= file size,
     // and every data offset against the file size.
     let data_start = 8 + header_len;
+    let duplicate = duplicate_header_key(&shard.map[8..data_start])
+        .map_err(|e| corrupt(SafeTensorError::InvalidHeaderDeserialization(e)))?;
+    if let Some(tensor) = duplicate {
+        return Err(TensorsError::HeaderDuplicateTensor {
+            path: shard.path.clone(),
+            tensor,
+        });
+    }
     let infos = metadata.tensors();
     let mut records = Vec::with_capacity(infos.len());
     for (name, info) in infos {
@@ -554,6 +568,30 @@ fn read_header(shard: &Shard, shard_index: usize) -> Result<Vec<TensorRecord>, T
         });
     }
     Ok(records)
+}
+
+/// The first key that occurs twice at the top level of the JSON object
+/// `header`, if any.
+fn duplicate_header_key(header: &[u8]) -> Result<Option<String>, serde_json::Error> {
+    struct KeysVisitor;
+    impl<'de> Visitor<'de> for KeysVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a safetensors header object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen = BTreeSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if let Some(dup) = seen.replace(key) {
+                    return Ok(Some(dup));
+                }
+            }
+            Ok(None)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(header);
+    de.deserialize_map(KeysVisitor)
 }
 
 /// Reads `weight_map` (tensor name -> shard file name) from the index.

@@ -755,3 +755,26 @@ fn tensors_malformed_index_is_typed_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn tensors_duplicate_key_in_one_header_is_typed_error() {
+    // Both entries describe the same bytes, so the safetensors crate accepts
+    // the file (keeping the last entry); the two dtype labels would make the
+    // fingerprint depend on which entry a reader keeps.
+    let header = br#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    bytes.extend_from_slice(&[1, 2]);
+    assert!(safetensors::SafeTensors::deserialize(&bytes).is_ok());
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(SINGLE_FILE);
+    fs::write(&path, &bytes).unwrap();
+    let err = open_err(dir.path());
+    assert!(
+        matches!(&err, TensorsError::HeaderDuplicateTensor { path: p, tensor }
+            if *p == path && tensor == "a"),
+        "{err:?}"
+    );
+    assert!(err.is_invalid_input());
+}
