@@ -23,10 +23,13 @@ Using the trained 260K-parameter TinyStories Llama in shared/fixtures/stories260
        (b) the best constant commitment an adversary can derive from observed honest
            sketches under the same key (bitwise majority, sketch of mean h, most
            frequent sketch, all-zeros, all-ones; fit on train sequences, scored on test);
-       (c) honest drift: float64 vs float32, a bf16-emulating engine vs float32
-           (teacher-forced), and fp32 KV-cache decode vs fp32 prefill: sketch
-           distance distribution, logprob drift of the sampled token, and inverse-CDF
-           interval drift;
+       (b') extra: a per-position lookup-table forgery (mean train h keyed by the
+           current / previous / next tokens, no forward pass over the real context);
+       (c) honest drift: float64 vs float32, two bf16-emulating engines (A: HF-eager-like,
+           B: fused-kernel/flash-attention-like) vs float32 and vs each other
+           (teacher-forced), and fp32 KV-cache decode vs fp32 prefill: sketch distance
+           distribution (+ a random-hyperplane binomial model of the tail), logprob drift
+           of the sampled token, and inverse-CDF interval drift;
        (d) a nearby-but-different model: int8 per-row weights, int4 per-row weights,
            1% multiplicative weight noise: sketch distances, acceptance, and how often
            inverse-CDF sampling with the same u picks a different token;
@@ -37,8 +40,8 @@ How to run
 ----------
     pip install numpy && python3 scripts/sketch_study.py
 Optional flags: --seqs-per-prompt N (default 48, four prompts), --new-tokens N
-(default 160), --keys N (default 128), --model DIR, --out DIR.  Runtime on 2 cores
-is a few minutes; the wall time is printed at the end.
+(default 160), --keys N (default 128), --model DIR, --out DIR.  Runtime on 2 (shared)
+cores is about 2-4 minutes; the wall time is printed at the end.
 
 Provenance
 ----------
@@ -489,6 +492,7 @@ L = NNEW
 is_train = np.concatenate([np.arange(NS) < NS // 2 for _ in PROMPTS])
 TOKENS_NEW = np.concatenate([g["toks"][:, g["P"]:] for g in groups])   # (S,L)
 n_eos = int((TOKENS_NEW == 2).sum())
+n_bos = int((TOKENS_NEW == 1).sum())
 
 
 def run_variant(p, mode, round_logits=True):
@@ -733,7 +737,8 @@ out("## 1. Data")
 out()
 out(f"{S} sequences ({NS} per prompt; prompts: {', '.join(n for n, _ in PROMPTS)}) × {L} new tokens, temperature 1.0, "
     f"inverse-CDF sampling in token-id order, numpy seed {SEED_GEN}; {S * L} generated positions "
-    f"(EOS id 2 sampled {n_eos} times; generation continues through it). h = teacher-forced fp32 prefill over the whole "
+    f"(EOS id 2 sampled {n_eos} times, BOS id 1 (llama2.c story separator) {n_bos} times; generation "
+    f"continues through both). h = teacher-forced fp32 prefill over the whole "
     f"sequence, at each generated token's position. {shared_ctx_frac:.3f} of generated positions share their exact "
     f"context (prompt + all tokens so far) with another sequence (identical h, mostly the first few tokens); "
     f"{test_in_train_frac:.3f} of test positions have an exact context that also occurs in train. Train (adversary observes) = first half of each prompt group "

@@ -35,9 +35,23 @@ fn all_vectors() {
     }
     eprintln!("{total} vectors in {} files", files.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    for required in ["hash", "seeds", "window", "uniforms", "sampling", "sketch", "commit", "challenge", "window_file", "keys"] {
+    for required in [
+        "hash",
+        "seeds",
+        "window",
+        "uniforms",
+        "sampling",
+        "sketch",
+        "commit",
+        "challenge",
+        "window_file",
+        "keys",
+        "fingerprint",
+    ] {
         assert!(
-            files.iter().any(|p| p.file_stem().is_some_and(|s| s == required)),
+            files
+                .iter()
+                .any(|p| p.file_stem().is_some_and(|s| s == required)),
             "missing vector file {required}.json"
         );
     }

@@ -354,7 +354,7 @@ fn mutation_property() {
             (f, b)
         })
         .collect();
-    let mut rng = ChaCha20Rng::seed_from_u64(0x6772_6169_6c);
+    let mut rng = ChaCha20Rng::seed_from_u64(0x0067_7261_696c);
     let mut outcomes = std::collections::BTreeMap::<String, u32>::new();
     let start = std::time::Instant::now();
     const N: u32 = 100_000;

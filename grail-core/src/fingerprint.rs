@@ -20,7 +20,7 @@ use crate::params::PROTOCOL_VERSION;
 /// BLAKE3 `derive_key` context of the weight fingerprint. Changing it changes
 /// every model's fingerprint, so miners and validators on different values
 /// disagree on which model is in use. Tied to [`PROTOCOL_VERSION`] 1.
-pub const FINGERPRINT_CONTEXT: &str = "grail/v1/weight-fingerprint";
+pub const FINGERPRINT_CONTEXT: &str = crate::hash::label::WEIGHT_FINGERPRINT;
 
 const _: () = assert!(PROTOCOL_VERSION == 1, "re-check FINGERPRINT_CONTEXT");
 

@@ -9,13 +9,15 @@
 //! as a number; logprobs and CDF bounds are compared to 1e-12.
 use grail_core::challenge::challenge_positions;
 use grail_core::commit::{commit_root, CommitBinding, TokenCommitment};
+use grail_core::fingerprint::{fingerprint, TensorEntry};
 use grail_core::hash::{derive, label, Digest};
 use grail_core::keys::{self, Hotkey, Keypair};
 use grail_core::sampling::{cdf_interval, logprob, sample, SamplingParams, Uniforms};
 use grail_core::seeds;
 use grail_core::sketch::{quantize, Sketch, SketchPlanes};
-use grail_core::wire::WindowFile;
+use grail_core::tensors::fingerprint_model_dir;
 use grail_core::window::{self, DrandSchedule};
+use grail_core::wire::WindowFile;
 use serde_json::{json, Value};
 
 /// Result of one case's computation.
@@ -26,7 +28,9 @@ fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {
 }
 
 fn hex_bytes(v: &Value, name: &str) -> Result<Vec<u8>, String> {
-    let s = field(v, name)?.as_str().ok_or(format!("{name}: not a string"))?;
+    let s = field(v, name)?
+        .as_str()
+        .ok_or(format!("{name}: not a string"))?;
     hex::decode(s).map_err(|e| format!("{name}: {e}"))
 }
 
@@ -37,7 +41,9 @@ fn digest(v: &Value, name: &str) -> Result<Digest, String> {
 }
 
 fn uint(v: &Value, name: &str) -> Result<u64, String> {
-    field(v, name)?.as_u64().ok_or(format!("{name}: not an unsigned integer"))
+    field(v, name)?
+        .as_u64()
+        .ok_or(format!("{name}: not an unsigned integer"))
 }
 
 fn f32s(v: &Value, name: &str) -> Result<Vec<f32>, String> {
@@ -45,7 +51,11 @@ fn f32s(v: &Value, name: &str) -> Result<Vec<f32>, String> {
         .as_array()
         .ok_or(format!("{name}: not an array"))?
         .iter()
-        .map(|x| x.as_f64().map(|f| f as f32).ok_or(format!("{name}: not a number")))
+        .map(|x| {
+            x.as_f64()
+                .map(|f| f as f32)
+                .ok_or(format!("{name}: not a number"))
+        })
         .collect()
 }
 
@@ -54,7 +64,11 @@ fn u32s(v: &Value, name: &str) -> Result<Vec<u32>, String> {
         .as_array()
         .ok_or(format!("{name}: not an array"))?
         .iter()
-        .map(|x| x.as_u64().map(|n| n as u32).ok_or(format!("{name}: not an integer")))
+        .map(|x| {
+            x.as_u64()
+                .map(|n| n as u32)
+                .ok_or(format!("{name}: not an integer"))
+        })
         .collect()
 }
 
@@ -270,6 +284,33 @@ pub fn compute(kind: &str, input: &Value) -> Outcome {
                 Err(e) => Ok(json!({ "valid": false, "error": variant_name(&e) })),
             }
         }
+        "fingerprint" => {
+            let tensors = field(input, "tensors")?.as_array().ok_or("tensors")?;
+            let owned: Vec<(String, String, Vec<usize>, Vec<u8>)> = tensors
+                .iter()
+                .map(|t| {
+                    Ok((
+                        field(t, "name")?.as_str().ok_or("name")?.to_string(),
+                        field(t, "dtype")?.as_str().ok_or("dtype")?.to_string(),
+                        u32s(t, "shape")?.into_iter().map(|d| d as usize).collect(),
+                        hex_bytes(t, "data")?,
+                    ))
+                })
+                .collect::<Result<_, String>>()?;
+            let entries = owned.iter().map(|(name, dtype, shape, data)| TensorEntry {
+                name,
+                dtype,
+                shape,
+                data,
+            });
+            let fp = fingerprint(entries).map_err(|e| e.to_string())?;
+            Ok(json!({ "fingerprint": fp.to_hex() }))
+        }
+        "fingerprint_model_dir" => {
+            let dir = crate::tests_dir().join(field(input, "dir")?.as_str().ok_or("dir")?);
+            let fp = fingerprint_model_dir(&dir).map_err(|e| e.to_string())?;
+            Ok(json!({ "fingerprint": fp.to_hex() }))
+        }
         other => Err(format!("unknown vector kind {other}")),
     }
 }
@@ -278,11 +319,18 @@ pub fn compute(kind: &str, input: &Value) -> Outcome {
 /// that are not integers, which may differ by 1e-12 (relative).
 pub fn same(want: &Value, got: &Value) -> bool {
     match (want, got) {
-        (Value::Number(a), Value::Number(b)) if !(a.is_u64() || a.is_i64()) || !(b.is_u64() || b.is_i64()) => {
-            let (a, b) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+        (Value::Number(a), Value::Number(b))
+            if !(a.is_u64() || a.is_i64()) || !(b.is_u64() || b.is_i64()) =>
+        {
+            let (a, b) = (
+                a.as_f64().unwrap_or(f64::NAN),
+                b.as_f64().unwrap_or(f64::NAN),
+            );
             (a - b).abs() <= 1e-12 * a.abs().max(1.0)
         }
-        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y)),
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
+        }
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len() && a.iter().all(|(k, v)| b.get(k).is_some_and(|w| same(v, w)))
         }

@@ -16,14 +16,12 @@ fn bytes(name: &str, n: usize) -> String {
 
 fn blake3_xof(name: &str, out: &mut [u8]) {
     // Inputs only: any fixed expansion works; reuse the protocol's derive.
-    let mut i = 0u32;
-    for chunk in out.chunks_mut(32) {
+    for (i, chunk) in out.chunks_mut(32).enumerate() {
         let d = grail_core::hash::derive(
             grail_core::hash::label::PROBLEM_SEED,
-            &[b"vector input", name.as_bytes(), &i.to_le_bytes()],
+            &[b"vector input", name.as_bytes(), &(i as u32).to_le_bytes()],
         );
         chunk.copy_from_slice(&d[..chunk.len()]);
-        i += 1;
     }
 }
 
@@ -59,28 +57,44 @@ fn main() {
     ];
     let mut cases = vec![];
     for l in labels {
-        for parts in [vec![], vec![String::new()], vec![String::new(), String::new()], vec!["00".into()]] {
+        for parts in [
+            vec![],
+            vec![String::new()],
+            vec![String::new(), String::new()],
+            vec!["00".into()],
+        ] {
             cases.push(("derive", json!({ "label": l, "parts": parts })));
         }
     }
-    cases.push(("derive", json!({ "label": labels[0], "parts": [bytes("a", 3), bytes("b", 1500), bytes("c", 32)] })));
+    cases.push((
+        "derive",
+        json!({ "label": labels[0], "parts": [bytes("a", 3), bytes("b", 1500), bytes("c", 32)] }),
+    ));
     file("hash", "derive(label, parts)", "PROTOCOL.md §2", cases);
 
     let cases = (0..3)
         .map(|i| {
-            ("seeds", json!({
-                "netuid": ([81, 1, 65535])[i],
-                "hotkey": bytes(&format!("hotkey{i}"), 32),
-                "window_block_hash": bytes(&format!("block{i}"), 32),
-                "generation_beacon_randomness": bytes(&format!("beacon{i}"), 32),
-                "deadline_block_hash": bytes(&format!("deadline{i}"), 32),
-                "challenge_beacon_randomness": bytes(&format!("cbeacon{i}"), 32),
-                "problem_index": ([0, 7, 4_294_967_295u64])[i],
-                "rollout_index": ([0, 15, 3])[i],
-            }))
+            (
+                "seeds",
+                json!({
+                    "netuid": ([81, 1, 65535])[i],
+                    "hotkey": bytes(&format!("hotkey{i}"), 32),
+                    "window_block_hash": bytes(&format!("block{i}"), 32),
+                    "generation_beacon_randomness": bytes(&format!("beacon{i}"), 32),
+                    "deadline_block_hash": bytes(&format!("deadline{i}"), 32),
+                    "challenge_beacon_randomness": bytes(&format!("cbeacon{i}"), 32),
+                    "problem_index": ([0, 7, 4_294_967_295u64])[i],
+                    "rollout_index": ([0, 15, 3])[i],
+                }),
+            )
         })
         .collect();
-    file("seeds", "problem seed, window randomness, rollout seed, sketch key, challenge randomness", "PROTOCOL.md §4", cases);
+    file(
+        "seeds",
+        "problem seed, window randomness, rollout seed, sketch key, challenge randomness",
+        "PROTOCOL.md §4",
+        cases,
+    );
 
     let quicknet = (1_692_803_367u64, 3u64);
     let default = (1_595_431_050u64, 30u64);
@@ -93,33 +107,60 @@ fn main() {
     ]
     .into_iter()
     .map(|(block, (g, p), ts)| {
-        ("window", json!({
-            "block": block,
-            "drand_genesis_time": g,
-            "drand_period": p,
-            "window_block_timestamp_ms": ts,
-            "deadline_block_timestamp_ms": ts + 360_000,
-        }))
+        (
+            "window",
+            json!({
+                "block": block,
+                "drand_genesis_time": g,
+                "drand_period": p,
+                "window_block_timestamp_ms": ts,
+                "deadline_block_timestamp_ms": ts + 360_000,
+            }),
+        )
     })
     .collect();
-    file("window", "windows, deadlines, drand rounds", "PROTOCOL.md §4", cases);
+    file(
+        "window",
+        "windows, deadlines, drand rounds",
+        "PROTOCOL.md §4",
+        cases,
+    );
 
     let cases = (0..3)
         .map(|i| ("uniforms", json!({ "rollout_seed": bytes(&format!("rollout{i}"), 32), "positions": [0, 1, 2, 3, 100, 8191] })))
         .collect();
-    file("uniforms", "per-position uniforms u_t", "PROTOCOL.md §5.1", cases);
+    file(
+        "uniforms",
+        "per-position uniforms u_t",
+        "PROTOCOL.md §5.1",
+        cases,
+    );
 
     let mut cases = vec![];
-    for (vocab, temp) in [(8usize, 1000u16), (37, 700), (37, 1500), (256, 250), (256, 1000)] {
+    for (vocab, temp) in [
+        (8usize, 1000u16),
+        (37, 700),
+        (37, 1500),
+        (256, 250),
+        (256, 1000),
+    ] {
         for u_int in [0u64, 1 << 50, 3 << 51, (1 << 53) - 1, 4_503_599_627_370_497] {
-            cases.push(("sample", json!({
-                "logits": dyadic(vocab as u64, vocab, 8.0),
-                "temperature_milli": temp,
-                "u_int": u_int,
-            })));
+            cases.push((
+                "sample",
+                json!({
+                    "logits": dyadic(vocab as u64, vocab, 8.0),
+                    "temperature_milli": temp,
+                    "u_int": u_int,
+                }),
+            ));
         }
     }
-    file("sampling", "inverse-CDF sampling, logprob, CDF interval", "PROTOCOL.md §5", cases);
+    file(
+        "sampling",
+        "inverse-CDF sampling, logprob, CDF interval",
+        "PROTOCOL.md §5",
+        cases,
+    );
 
     let mut cases = vec![];
     for (i, d) in [16usize, 64, 896].into_iter().enumerate() {
@@ -129,9 +170,17 @@ fn main() {
                 h[j] = 96.0 + j as f64 / 64.0;
             }
         }
-        cases.push(("sketch", json!({ "sketch_key": bytes(&format!("sketch{i}"), 32), "hidden": h })));
+        cases.push((
+            "sketch",
+            json!({ "sketch_key": bytes(&format!("sketch{i}"), 32), "hidden": h }),
+        ));
     }
-    file("sketch", "hidden-state quantization and SimHash sketch", "PROTOCOL.md §6.4", cases);
+    file(
+        "sketch",
+        "hidden-state quantization and SimHash sketch",
+        "PROTOCOL.md §6.4",
+        cases,
+    );
 
     let cases = (0..2)
         .map(|i| {
@@ -154,21 +203,43 @@ fn main() {
             }))
         })
         .collect();
-    file("commit", "token commitments, commit root, commit binding", "PROTOCOL.md §6", cases);
+    file(
+        "commit",
+        "token commitments, commit root, commit binding",
+        "PROTOCOL.md §6",
+        cases,
+    );
 
-    let cases = [(5u32, 32u32), (32, 32), (33, 32), (64, 32), (100, 32), (1000, 32), (8192, 32), (1000, 1)]
-        .into_iter()
-        .enumerate()
-        .map(|(i, (n, k))| {
-            ("challenge_positions", json!({
+    let cases = [
+        (5u32, 32u32),
+        (32, 32),
+        (33, 32),
+        (64, 32),
+        (100, 32),
+        (1000, 32),
+        (8192, 32),
+        (1000, 1),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, (n, k))| {
+        (
+            "challenge_positions",
+            json!({
                 "challenge_randomness": bytes(&format!("cr{i}"), 32),
                 "commit_root": bytes(&format!("root{i}"), 32),
                 "n": n,
                 "k": k,
-            }))
-        })
-        .collect();
-    file("challenge", "challenge positions", "PROTOCOL.md §7.1", cases);
+            }),
+        )
+    })
+    .collect();
+    file(
+        "challenge",
+        "challenge positions",
+        "PROTOCOL.md §7.1",
+        cases,
+    );
 
     let f = sample_file(42, 2, 2, [0x11; 32], &no_signature);
     let good = f.encode().unwrap();
@@ -179,7 +250,10 @@ fn main() {
     flipped[n / 2] ^= 0x01;
     let cases = vec![
         ("window_file", json!({ "file": hex::encode(&good) })),
-        ("window_file", json!({ "file": hex::encode(&good[..good.len() - 1]) })),
+        (
+            "window_file",
+            json!({ "file": hex::encode(&good[..good.len() - 1]) }),
+        ),
         ("window_file", json!({ "file": hex::encode(&bad_magic) })),
         ("window_file", json!({ "file": hex::encode(&flipped) })),
     ];
@@ -193,7 +267,10 @@ fn main() {
         "//Alice/soft",
         "0x0000000000000000000000000000000000000000000000000000000000000001",
     ];
-    let mut cases: Vec<(&str, Value)> = suris.iter().map(|s| ("keys", json!({ "suri": s }))).collect();
+    let mut cases: Vec<(&str, Value)> = suris
+        .iter()
+        .map(|s| ("keys", json!({ "suri": s })))
+        .collect();
     // sr25519 signatures are randomized: the stored one was made once by
     // //Alice; verification of the stored bytes is deterministic.
     let alice = grail_core::keys::Keypair::dev("alice").unwrap();
@@ -206,19 +283,64 @@ fn main() {
         .and_then(|c| c["input"]["signature"].as_str().map(str::to_owned))
         .unwrap_or_else(|| hex::encode(alice.sign(&message)));
     let alice_ss58 = alice.hotkey().to_ss58();
-    let bob_ss58 = grail_core::keys::Keypair::dev("bob").unwrap().hotkey().to_ss58();
+    let bob_ss58 = grail_core::keys::Keypair::dev("bob")
+        .unwrap()
+        .hotkey()
+        .to_ss58();
     let mut tampered = hex::decode(&signature).unwrap();
     tampered[10] ^= 1;
     let mut bad_ss58 = alice_ss58.clone().into_bytes();
     bad_ss58[5] = if bad_ss58[5] == b'a' { b'b' } else { b'a' };
     for (ss58, msg, sig) in [
         (alice_ss58.clone(), hex::encode(&message), signature.clone()),
-        (alice_ss58.clone(), bytes("another message", 32), signature.clone()),
+        (
+            alice_ss58.clone(),
+            bytes("another message", 32),
+            signature.clone(),
+        ),
         (bob_ss58, hex::encode(&message), signature.clone()),
         (alice_ss58, hex::encode(&message), hex::encode(tampered)),
-        (String::from_utf8(bad_ss58).unwrap(), hex::encode(&message), signature),
+        (
+            String::from_utf8(bad_ss58).unwrap(),
+            hex::encode(&message),
+            signature,
+        ),
     ] {
-        cases.push(("verify", json!({ "ss58": ss58, "message": msg, "signature": sig })));
+        cases.push((
+            "verify",
+            json!({ "ss58": ss58, "message": msg, "signature": sig }),
+        ));
     }
-    file("keys", "sr25519 dev keys, SS58, signature verification", "PROTOCOL.md §9", cases);
+    file(
+        "keys",
+        "sr25519 dev keys, SS58, signature verification",
+        "PROTOCOL.md §9",
+        cases,
+    );
+
+    let t = |name: &str, dtype: &str, shape: Vec<u32>, n: usize| json!({ "name": name, "dtype": dtype, "shape": shape, "data": bytes(name, n) });
+    let base = vec![
+        t("model.embed_tokens.weight", "BF16", vec![8, 4], 64),
+        t("model.norm.weight", "F32", vec![4], 16),
+        t("lm_head.weight", "F16", vec![8, 4], 64),
+        t("scalar", "F32", vec![], 4),
+    ];
+    let mut reordered = base.clone();
+    reordered.reverse();
+    let mut relabeled = base.clone();
+    relabeled[1]["dtype"] = json!("I32");
+    let mut reshaped = base.clone();
+    reshaped[0]["shape"] = json!([4, 8]);
+    let cases = vec![
+        ("fingerprint", json!({ "tensors": [] })),
+        ("fingerprint", json!({ "tensors": base })),
+        ("fingerprint", json!({ "tensors": reordered })),
+        ("fingerprint", json!({ "tensors": relabeled })),
+        ("fingerprint", json!({ "tensors": reshaped })),
+        (
+            "fingerprint_model_dir",
+            json!({ "dir": "fixtures/stories260K" }),
+        ),
+    ];
+    file("fingerprint", "weight fingerprint", "PROTOCOL.md §3", cases);
 }

@@ -78,7 +78,12 @@ fn to_json(f: &WindowFile, verdicts: &[Result<(), keys::KeyError>]) -> Value {
     })
 }
 
-fn print_summary(path: &std::path::Path, len: usize, f: &WindowFile, verdicts: &[Result<(), keys::KeyError>]) {
+fn print_summary(
+    path: &std::path::Path,
+    len: usize,
+    f: &WindowFile,
+    verdicts: &[Result<(), keys::KeyError>],
+) {
     let h = &f.header;
     let groups = {
         let mut g: Vec<u32> = f.rollouts.iter().map(|r| r.problem_index).collect();
@@ -115,7 +120,10 @@ fn print_summary(path: &std::path::Path, len: usize, f: &WindowFile, verdicts: &
         );
     }
     let bad = verdicts.iter().filter(|v| v.is_err()).count();
-    println!("  signatures  {} valid, {bad} invalid", verdicts.len() - bad);
+    println!(
+        "  signatures  {} valid, {bad} invalid",
+        verdicts.len() - bad
+    );
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
@@ -140,9 +148,12 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         .iter()
         .zip(&verdicts)
         .filter_map(|(r, v)| {
-            v.as_ref()
-                .err()
-                .map(|e| format!("problem {} rollout {}: {e}", r.problem_index, r.rollout_index))
+            v.as_ref().err().map(|e| {
+                format!(
+                    "problem {} rollout {}: {e}",
+                    r.problem_index, r.rollout_index
+                )
+            })
         })
         .collect();
     if bad.is_empty() {
