@@ -946,7 +946,7 @@ LPC["bf16f|bf16"] = logprob_cdf_stats("bf16f", cdf_rng, ref="bf16")
 lab = {"f64": "float64", "bf16": "bf16 engine A (bf16 logits)", "bf16_f32head": "bf16 engine A, logits kept fp32",
        "bf16f": "bf16 engine B (bf16 logits)", "bf16f|bf16": "bf16 engine B vs engine A (ref = A)",
        "int8": "int8 per-row", "noise1": "1% weight noise", "int4": "int4 per-row"}
-out("|logprob_variant − logprob_f32| of the sampled token (temperature 1), over all generated positions "
+out("Absolute logprob drift |logprob_variant − logprob_f32| of the sampled token (temperature 1), over all generated positions "
     "(int8 / noise / int4 rows belong to (d), shown here for comparison):")
 out()
 rows = []
@@ -1028,12 +1028,12 @@ Hr = VARIANTS["randinit"][0].reshape(-1, D).astype(f64)
 cos_r = np.sum(Hr * Hf, axis=1) / np.sqrt((Hr ** 2).sum(1) * tot)
 out(table(["statistic", "value"], [
     ["‖h‖₂ mean (min, max)", f"{np.sqrt(tot).mean():.2f} ({np.sqrt(tot).min():.2f}, {np.sqrt(tot).max():.2f})"],
-    ["per-dim mean |h|: top 8 dims (dim: value)", ", ".join(f"{i}: {mabs[i]:.2f}" for i in order[:8])],
-    ["per-dim mean |h|: median dim / smallest dim", f"{np.median(mabs):.3f} / {mabs.min():.3f}"],
-    ["share of ‖h‖² in the top-3 |h_i| of each position (mean, p10, p90)",
+    ["per-dim mean \\|h\\|: top 8 dims (dim: value)", ", ".join(f"{i}: {mabs[i]:.2f}" for i in order[:8])],
+    ["per-dim mean \\|h\\|: median dim / smallest dim", f"{np.median(mabs):.3f} / {mabs.min():.3f}"],
+    ["share of ‖h‖² in the top-3 \\|h_i\\| of each position (mean, p10, p90)",
      f"{top3.mean():.3f} ({np.percentile(top3, 10):.3f}, {np.percentile(top3, 90):.3f})"],
-    ["share of ‖h‖² in the single largest |h_i| (mean)", f"{top1.mean():.3f}"],
-    [f"share of ‖h‖² in the 3 fixed dims with largest mean |h| ({', '.join(map(str, order[:3]))})", f"{fixed3.mean():.3f}"],
+    ["share of ‖h‖² in the single largest \\|h_i\\| (mean)", f"{top1.mean():.3f}"],
+    [f"share of ‖h‖² in the 3 fixed dims with largest mean \\|h\\| ({', '.join(map(str, order[:3]))})", f"{fixed3.mean():.3f}"],
     ["uniform-spread reference for top-3 share", f"{3 / D:.3f}"],
     ["cosine(h_i, h_j), random pairs: mean (p1, p50, p99)",
      f"{cos_h.mean():.3f} ({np.percentile(cos_h, 1):.3f}, {np.percentile(cos_h, 50):.3f}, {np.percentile(cos_h, 99):.3f})"],
@@ -1042,13 +1042,13 @@ out(table(["statistic", "value"], [
     ["cosine of adjacent positions h_t, h_{t-1}: mean", f"{cos_adj.mean():.3f}"],
     ["cosine(h_randinit, h_true) same position: mean", f"{cos_r.mean():.3f}"],
     ["expected Hamming for mean random-pair angle, 128·θ/π", f"{128 * np.arccos(cos_h.mean()) / np.pi:.1f}"],
-    [f"dims most often among the top-{KTOP} |h_i| (dim: freq)", ", ".join(f"{i}: {dim_freq[i]:.2f}" for i in fo)],
-    [f"max|h| / r  (r = {KTOP}th largest |h|): mean (p99, max); clamp hit above {CLAMP / TARGET:.2f}",
+    [f"dims most often among the top-{KTOP} \\|h_i\\| (dim: freq)", ", ".join(f"{i}: {dim_freq[i]:.2f}" for i in fo)],
+    [f"max\\|h\\| / r  (r = {KTOP}th largest \\|h\\|): mean (p99, max); clamp hit above {CLAMP / TARGET:.2f}",
      f"{ratio.mean():.2f} ({np.percentile(ratio, 99):.2f}, {ratio.max():.2f})"],
     ["positions with ≥1 coordinate clamped at ±127", f"{(clamped > 0).mean():.4f}"],
     ["clamped coordinates per position: mean", f"{clamped.mean():.3f}"],
     ["q_i == 0 per position: mean (min, max) of 64", f"{zeros.mean():.2f} ({zeros.min()}, {zeros.max()})"],
-    ["mean |q_i| (all dims) / median |q_i|", f"{aq.mean():.2f} / {np.median(aq):.1f}"],
+    ["mean \\|q_i\\| (all dims) / median \\|q_i\\|", f"{aq.mean():.2f} / {np.median(aq):.1f}"],
 ]))
 out()
 wall = time.time() - T_START
