@@ -3,9 +3,23 @@
 //! Everything that is hashed, signed, sampled or checked by consensus lives
 //! here, as pure functions over bytes. The only modules that touch files are
 //! [`tensors`] (memory-mapped safetensors reading for the weight fingerprint)
-//! and [`wallet`] (btcli hotkey files); every other module forbids `unsafe`
-//! and performs no I/O. PROTOCOL.md at the repository root is the normative
-//! specification; each construction here cites its section.
+//! and [`wallet`] (btcli hotkey files); the rest perform no I/O. Every module
+//! but [`tensors`] forbids `unsafe`; `tensors` has exactly one `unsafe` call
+//! (the memory map), with its safety argument. PROTOCOL.md at the repository
+//! root is the normative specification; each construction here cites its
+//! section.
+//!
+//! | module | PROTOCOL.md |
+//! |---|---|
+//! | [`hash`] | §2 the one hash construction and its labels |
+//! | [`fingerprint`], [`tensors`] | §3 weight fingerprint |
+//! | [`window`], [`seeds`] | §4 windows, drand rounds, seeds |
+//! | [`sampling`] | §5 verifiable sampling |
+//! | [`commit`], [`sketch`] | §6 commitments, commit binding, sketch |
+//! | [`challenge`] | §7 opened positions |
+//! | [`wire`] | §8 window file |
+//! | [`keys`], [`wallet`] | §9 keys and signatures |
+//! | [`params`] | §10 parameters |
 #![deny(unsafe_code)]
 
 pub mod challenge;
