@@ -46,7 +46,7 @@ pub fn derive(label: &'static str, parts: &[&[u8]]) -> Digest {
     h.finish()
 }
 
-/// Incremental form of [`derive`], for parts that are produced piecewise
+/// Incremental form of [`derive()`], for parts that are produced piecewise
 /// (a part's length must be known before its bytes are fed).
 pub struct Deriver {
     hasher: blake3::Hasher,

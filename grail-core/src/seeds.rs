@@ -1,5 +1,5 @@
 //! Seeds and per-window randomness (PROTOCOL.md §4). Every value here is one
-//! [`derive`] call; the inputs are public chain and drand values, never
+//! [`derive()`] call; the inputs are public chain and drand values, never
 //! anything a miner chooses.
 #![forbid(unsafe_code)]
 
