@@ -867,6 +867,9 @@ def drift_rows(entries):
     return rows_d, rows_f
 
 
+EPS_LIST = [0.0, 1e-3, 5e-3, 0.02, 0.05, 0.1, 0.15, 0.2]
+
+
 def logprob_cdf_stats(name, rng, ref="f32"):
     lg_ref = VARIANTS[ref][1]
     lg_v = VARIANTS[name][1]
@@ -891,14 +894,14 @@ def logprob_cdf_stats(name, rng, ref="f32"):
     outside = np.maximum(np.maximum(a2 - u, u - b2), 0.0)
     u_at_b2 = (u >= b2)                                     # half-open interval: u == b2 is outside
     frac = {}
-    for eps in [0.0, 1e-4, 1e-3, 5e-3]:
+    for eps in EPS_LIST:
         sim = ((outside > eps) | (u_at_b2 & (eps == 0.0))).mean()
         ov = np.maximum(0.0, np.minimum(b, b2 + eps) - np.maximum(a, a2 - eps))
         ana = np.mean(1.0 - ov / np.maximum(b - a, 1e-300))
         frac[eps] = (float(sim), float(ana))
     tok_v = np.minimum((C_v <= u[..., None]).sum(axis=-1), V - 1)
     flip = float((tok_v != x).mean())
-    return dlp, shift, frac, flip
+    return dlp.reshape(x.shape), shift, frac, flip
 
 
 out("## (c) Honest drift vs the fp32 prefill (same tokens, teacher-forced)")
@@ -962,10 +965,38 @@ out()
 rows = []
 for n, (dlp, shift, frac, flip) in LPC.items():
     rows.append([lab[n], f"{shift.mean():.2e}", f"{np.percentile(shift, 99.9):.2e}", f"{shift.max():.2e}"]
-                + [f"{frac[e][0]:.3g} / {frac[e][1]:.3g}" for e in [0.0, 1e-4, 1e-3, 5e-3]]
+                + [f"{frac[e][0]:.3g} / {frac[e][1]:.3g}" for e in EPS_LIST]
                 + [f"{flip:.3g}"])
-out(table(["variant", "mean shift", "p99.9 shift", "max shift", "ε=0", "ε=1e-4", "ε=1e-3", "ε=5e-3",
-           "token differs (same u)"], rows))
+out(table(["variant", "mean shift", "p99.9 shift", "max shift"] + [f"ε={e:g}" for e in EPS_LIST]
+          + ["token differs (same u)"], rows))
+out()
+out("Per-rollout sampling-check rejection 1-(1-f)^32 from the analytic per-position fraction f above "
+    "(honest rows: false rejects; cheap-model rows: detection):")
+out()
+rows = []
+for n, (dlp, shift, frac, flip) in LPC.items():
+    rows.append([lab[n]] + [f"{1.0 - (1.0 - frac[e][1]) ** 32:.3g}" for e in EPS_LIST])
+out(table(["variant"] + [f"ε={e:g}" for e in EPS_LIST], rows))
+out()
+LP_MED = [0.02, 0.05, 0.1, 0.2]
+LP_CAP = [0.5, 1.0, 2.0]
+lp_rng = np.random.default_rng([SEED_MISC, 5])
+out("Rollout-level logprob statistic: median of |Δlogprob| over 32 random opened positions of one sequence "
+    "(20,000 rollouts per variant), and the per-position maximum:")
+out()
+rows = []
+for n, (dlp, shift, frac, flip) in LPC.items():
+    nseq, npos = dlp.shape
+    seqs = lp_rng.integers(0, nseq, 20000)
+    pos = np.argsort(lp_rng.random((20000, npos)), axis=1)[:, :32]
+    vals = dlp[seqs[:, None], pos]
+    med = np.median(vals, axis=1)
+    mx = vals.max(axis=1)
+    rows.append([lab[n], f"{np.median(med):.3g}", f"{np.percentile(med, 99.9):.3g}", f"{med.max():.3g}"]
+                + [f"{(med > t).mean():.3g}" for t in LP_MED]
+                + [f"{(mx > c).mean():.3g}" for c in LP_CAP])
+out(table(["variant", "median of medians", "p99.9 median", "max median"]
+          + [f"P[median>{t:g}]" for t in LP_MED] + [f"P[max>{c:g}]" for c in LP_CAP], rows))
 out()
 
 out("## (d) Nearby but different model vs the fp32 model (same tokens)")

@@ -38,6 +38,21 @@ pub mod label {
 pub type Digest = [u8; 32];
 
 /// `derive(label, parts)`: see the module documentation.
+///
+/// ```
+/// use grail_core::hash::{derive, label};
+/// // Part boundaries are part of the input: "ab" + "c" differs from "a" + "bc".
+/// let a = derive(label::PROBLEM_SEED, &[b"ab", b"c"]);
+/// let b = derive(label::PROBLEM_SEED, &[b"a", b"bc"]);
+/// assert_ne!(a, b);
+/// // Equal to BLAKE3 derive_key over the length-prefixed encoding.
+/// let mut enc = Vec::new();
+/// for p in [&b"ab"[..], b"c"] {
+///     enc.extend_from_slice(&(p.len() as u64).to_le_bytes());
+///     enc.extend_from_slice(p);
+/// }
+/// assert_eq!(a, blake3::derive_key(label::PROBLEM_SEED, &enc));
+/// ```
 pub fn derive(label: &'static str, parts: &[&[u8]]) -> Digest {
     let mut h = Deriver::new(label);
     for part in parts {

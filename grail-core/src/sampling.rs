@@ -134,6 +134,18 @@ fn normalizer(logits: &[f32], max: f64, temperature: f64) -> f64 {
     weight_sum(logits, max, temperature)
 }
 
+/// ```
+/// use grail_core::sampling::{check_sample, sample};
+/// // probabilities 1/4, 1/2, 1/4 at temperature 1
+/// let logits = [0.0f32, std::f32::consts::LN_2, 0.0];
+/// assert_eq!(sample(&logits, 1.0, 0.10).unwrap(), 0);
+/// assert_eq!(sample(&logits, 1.0, 0.60).unwrap(), 1);
+/// assert_eq!(sample(&logits, 1.0, 0.90).unwrap(), 2);
+/// // a verifier accepts token 1 at u = 0.60 and rejects token 2
+/// assert!(check_sample(&logits, 1.0, 0.60, 1, 1e-3).unwrap().is_ok());
+/// assert!(check_sample(&logits, 1.0, 0.60, 2, 1e-3).unwrap().is_err());
+/// ```
+///
 /// The inverse-CDF pick: the first token `i` with `u * Z < C_i`, where `C_i`
 /// is the running sum of weights in token-id order; if rounding leaves none
 /// (u * Z >= Z), the last token with a non-zero weight.

@@ -109,6 +109,18 @@ impl SketchPlanes {
     }
 
     /// Sketch of a final hidden state.
+    ///
+    /// ```
+    /// use grail_core::sketch::SketchPlanes;
+    /// let planes = SketchPlanes::new(&[7u8; 32], 4).unwrap();
+    /// let h = [0.5f32, -2.0, 1.25, 0.0];
+    /// let s = planes.sketch(&h).unwrap();
+    /// // scaling by a power of two changes nothing; flipping the signs flips every bit
+    /// // whose projection was non-zero
+    /// assert_eq!(planes.sketch(&[1.0, -4.0, 2.5, 0.0]).unwrap(), s);
+    /// let neg = planes.sketch(&[-0.5, 2.0, -1.25, 0.0]).unwrap();
+    /// assert!(s.hamming(&neg) > 64);
+    /// ```
     pub fn sketch(&self, hidden: &[f32]) -> Result<Sketch, SketchError> {
         if hidden.len() != self.planes.len() {
             return Err(SketchError::DimMismatch {

@@ -18,6 +18,12 @@
 use crate::params::{CHALLENGE_REVEAL_DELAY_SECS, WINDOW_LENGTH};
 
 /// The window (its first block) that contains `block`.
+///
+/// ```
+/// use grail_core::window::{deadline_block, window_start};
+/// assert_eq!(window_start(4_000_017), 3_999_990);
+/// assert_eq!(deadline_block(3_999_990), 4_000_020);
+/// ```
 pub fn window_start(block: u64) -> u64 {
     block - block % WINDOW_LENGTH
 }

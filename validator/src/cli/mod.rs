@@ -34,6 +34,15 @@ impl Failure {
 }
 
 /// grail: verifiable GRPO rollouts — protocol tools.
+///
+/// ```
+/// use clap::Parser;
+/// use grail_validator::cli::{Cli, Command};
+/// let cli = Cli::try_parse_from(["grail", "inspect", "--json", "w.grail"]).unwrap();
+/// assert!(matches!(cli.command, Command::Inspect(ref a) if a.json));
+/// // a missing argument is a usage error (exit 2), reported by clap
+/// assert!(Cli::try_parse_from(["grail", "fingerprint"]).is_err());
+/// ```
 #[derive(Debug, Parser)]
 #[command(name = "grail", version, about, long_about = None)]
 pub struct Cli {
