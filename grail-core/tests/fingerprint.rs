@@ -18,8 +18,8 @@ use grail_core::tensors::{
 use safetensors::tensor::TensorView as StView;
 
 /// Fingerprint of tests/fixtures/stories260K, computed by this crate and
-/// independently by scripts/fingerprint_ref.py (Python, json + struct +
-/// the PyPI `blake3` package); both print this value.
+/// independently by scripts/protocol_ref.py (Python written from PROTOCOL.md
+/// §3; vector `fingerprint_model_dir` in tests/vectors/fingerprint.json).
 const STORIES260K_FINGERPRINT: &str =
     "f2981203dc3af79e90c468c9af039efea777be2a628d3877153f8b4146c15ffd";
 

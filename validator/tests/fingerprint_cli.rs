@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// Same value as grail-core/tests/fingerprint.rs, cross-checked there with
-/// scripts/fingerprint_ref.py.
+/// Same value as grail-core/tests/fingerprint.rs, cross-checked with
+/// scripts/protocol_ref.py.
 const STORIES260K_FINGERPRINT: &str =
     "f2981203dc3af79e90c468c9af039efea777be2a628d3877153f8b4146c15ffd";
 

@@ -25,6 +25,23 @@ fn keys_show(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("run grail")
 }
 
+/// `grail keys show` for wallet `w`, hotkey `h` under `<home>/wallets`.
+fn show_wallet_w_h(home: &Path) -> Output {
+    let wallets = home.join("wallets");
+    keys_show(
+        home,
+        &[
+            "--wallet.path",
+            wallets.to_str().unwrap(),
+            "--wallet.name",
+            "w",
+            "--wallet.hotkey",
+            "h",
+        ],
+        &[],
+    )
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
@@ -83,19 +100,7 @@ fn json_output() {
 fn btcli_hotkey_file_prints_address() {
     let dir = tempfile::tempdir().unwrap();
     write_hotkey(dir.path(), "w", "h", &alice_json());
-    let wallets = dir.path().join("wallets");
-    let out = keys_show(
-        dir.path(),
-        &[
-            "--wallet.path",
-            wallets.to_str().unwrap(),
-            "--wallet.name",
-            "w",
-            "--wallet.hotkey",
-            "h",
-        ],
-        &[],
-    );
+    let out = show_wallet_w_h(dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), format!("{ALICE_SS58}\n"));
 }
@@ -132,19 +137,7 @@ fn default_location_is_btcli_default() {
 fn encrypted_hotkey_is_invalid() {
     let dir = tempfile::tempdir().unwrap();
     write_hotkey(dir.path(), "w", "h", "$NACL\u{13}q\u{3}junk-ciphertext");
-    let wallets = dir.path().join("wallets");
-    let out = keys_show(
-        dir.path(),
-        &[
-            "--wallet.path",
-            wallets.to_str().unwrap(),
-            "--wallet.name",
-            "w",
-            "--wallet.hotkey",
-            "h",
-        ],
-        &[],
-    );
+    let out = show_wallet_w_h(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stdout(&out).is_empty());
     let err = stderr(&out);
@@ -157,19 +150,7 @@ fn inconsistent_hotkey_is_invalid() {
     let dir = tempfile::tempdir().unwrap();
     let bad = alice_json().replace(ALICE_SS58, BOB_SS58);
     write_hotkey(dir.path(), "w", "h", &bad);
-    let wallets = dir.path().join("wallets");
-    let out = keys_show(
-        dir.path(),
-        &[
-            "--wallet.path",
-            wallets.to_str().unwrap(),
-            "--wallet.name",
-            "w",
-            "--wallet.hotkey",
-            "h",
-        ],
-        &[],
-    );
+    let out = show_wallet_w_h(dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("ss58Address"), "{}", stderr(&out));
 }
