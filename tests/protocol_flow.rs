@@ -8,9 +8,9 @@ use grail_core::challenge::challenge_positions;
 use grail_core::commit::TokenCommitment;
 use grail_core::hash::Digest;
 use grail_core::keys::{self, Hotkey, Keypair};
+use grail_core::opening::{check_opening, PositionFinding};
 use grail_core::params::{
-    CHALLENGE_POSITIONS, LOGPROB_ABS_TOLERANCE, ROLLOUTS_PER_PROBLEM, SAMPLING_CDF_EPSILON,
-    SKETCH_MAX_HAMMING,
+    CHALLENGE_POSITIONS, ROLLOUTS_PER_PROBLEM, SAMPLING_CDF_EPSILON, SKETCH_MAX_HAMMING,
 };
 use grail_core::sampling::{check_sample, logprob, sample, SamplingParams, Uniforms};
 use grail_core::seeds;
@@ -199,22 +199,28 @@ fn verify(w: &Window, bytes: &[u8], real: &ToyModel) -> usize {
             r.commitments.len() as u32,
             CHALLENGE_POSITIONS,
         );
-        let ok = positions.iter().all(|&t| {
-            let c = &r.commitments[t as usize];
-            let h = real.hidden(&seq[..r.prompt.len() + t as usize], 1e-3);
-            let logits = real.logits(&h);
-            let temp = r.sampling.temperature();
-            let sample_ok =
-                check_sample(&logits, temp, uniforms.at(t), c.token, SAMPLING_CDF_EPSILON)
-                    .unwrap()
-                    .is_ok();
-            let lp_ok = (logprob(&logits, temp, c.token).unwrap() - f64::from(c.logprob)).abs()
-                <= LOGPROB_ABS_TOLERANCE;
-            let sketch_ok =
-                check_sketch(&c.sketch, &planes.sketch(&h).unwrap(), SKETCH_MAX_HAMMING).is_ok();
-            sample_ok && lp_ok && sketch_ok
-        });
-        passed += usize::from(ok);
+        // Per-position checks, then the per-rollout rules over the findings.
+        let findings: Option<Vec<PositionFinding>> = positions
+            .iter()
+            .map(|&t| {
+                let c = &r.commitments[t as usize];
+                let h = real.hidden(&seq[..r.prompt.len() + t as usize], 1e-3);
+                let logits = real.logits(&h);
+                let temp = r.sampling.temperature();
+                check_sketch(&c.sketch, &planes.sketch(&h).unwrap(), SKETCH_MAX_HAMMING).ok()?;
+                let sample =
+                    check_sample(&logits, temp, uniforms.at(t), c.token, SAMPLING_CDF_EPSILON)
+                        .unwrap()
+                        .ok()?;
+                Some(PositionFinding {
+                    position: t,
+                    sample,
+                    logprob_committed: c.logprob,
+                    logprob_recomputed: logprob(&logits, temp, c.token).unwrap(),
+                })
+            })
+            .collect();
+        passed += usize::from(findings.is_some_and(|f| check_opening(&f).is_ok()));
     }
     passed
 }

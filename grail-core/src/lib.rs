@@ -16,7 +16,7 @@
 //! | [`window`], [`seeds`] | §4 windows, drand rounds, seeds |
 //! | [`sampling`] | §5 verifiable sampling |
 //! | [`commit`], [`sketch`] | §6 commitments, commit binding, sketch |
-//! | [`challenge`] | §7 opened positions |
+//! | [`challenge`], [`opening`] | §7 opened positions and their checks |
 //! | [`wire`] | §8 window file |
 //! | [`keys`], [`wallet`] | §9 keys and signatures |
 //! | [`params`] | §10 parameters |
@@ -27,6 +27,7 @@ pub mod commit;
 pub mod fingerprint;
 pub mod hash;
 pub mod keys;
+pub mod opening;
 pub mod params;
 pub mod sampling;
 pub mod seeds;

@@ -72,18 +72,34 @@ pub const SKETCH_CLAMP: i32 = 127;
 pub const SKETCH_MIN_REFERENCE: f32 = 1.0 / 18_446_744_073_709_551_616.0; // 2^-64
 
 /// Largest Hamming distance between a committed and a recomputed sketch that a
-/// validator accepts at one opened position (tolerance; PROTOCOL.md §6.4).
-pub const SKETCH_MAX_HAMMING: u32 = 24;
+/// validator accepts at one opened position (tolerance; PROTOCOL.md §6.4–6.5:
+/// honest bf16-vs-fp32 and bf16-vs-bf16 drift measured at most 14 bits).
+pub const SKETCH_MAX_HAMMING: u32 = 20;
 
 // ---------------------------------------------------------- verification --
 
 /// Positions a validator opens per checked rollout.
 pub const CHALLENGE_POSITIONS: usize = 32;
 
-/// Widening of the sampled token's CDF interval accepted by a verifier whose
-/// probabilities differ slightly from the miner's (tolerance; §5.3).
-pub const SAMPLING_CDF_EPSILON: f64 = 5e-3;
+/// Hard widening of the sampled token's CDF interval: an opened position whose
+/// `u_t` is farther than this outside the verifier's interval fails
+/// (tolerance; §5.3; honest bf16 CDF-endpoint drift measured up to 0.12).
+pub const SAMPLING_CDF_EPSILON: f64 = 0.15;
 
-/// Largest accepted `|logprob_claimed - logprob_recomputed|` at an opened
-/// position (tolerance; §7.3).
-pub const LOGPROB_ABS_TOLERANCE: f64 = 0.05;
+/// Soft widening: opened positions whose `u_t` lies farther than this outside
+/// the verifier's interval are counted (§5.3; honest bf16 drift exceeds it at
+/// 0.05–0.22% of positions).
+pub const SAMPLING_SOFT_EPSILON: f64 = 0.02;
+
+/// Most opened positions of one rollout that may exceed the soft widening
+/// (§5.3): honest drift exceeds 3 of 32 with probability about 1e-6, a miner
+/// steering tokens inside the hard widening exceeds it quickly.
+pub const SAMPLING_SOFT_BUDGET: usize = 3;
+
+/// Largest accepted `|logprob_committed - logprob_recomputed|` at any one
+/// opened position (§7.3; honest bf16 drift measured up to 0.93).
+pub const LOGPROB_MAX_DEVIATION: f64 = 2.0;
+
+/// Largest accepted median of `|logprob_committed - logprob_recomputed|` over
+/// a rollout's opened positions (§7.3; honest median measured up to 0.039).
+pub const LOGPROB_MEDIAN_TOLERANCE: f64 = 0.1;

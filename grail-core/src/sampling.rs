@@ -213,6 +213,9 @@ pub struct SampleCheck {
     /// True when `u` fell outside `[lo, hi)` and only the epsilon widening
     /// accepted it; validators count these to measure honest drift.
     pub widened: bool,
+    /// How far `u` lies outside `[lo, hi)` (0 inside): `lo - u` below,
+    /// `u - hi` at or above.
+    pub outside: f64,
 }
 
 /// Accept `token` at uniform `u` if `lo - epsilon <= u < hi + epsilon` under
@@ -229,10 +232,18 @@ pub fn check_sample(
     }
     let (lo, hi) = cdf_interval(logits, temperature, token)?;
     if u >= lo - epsilon && u < hi + epsilon {
+        let outside = if u < lo {
+            lo - u
+        } else if u >= hi {
+            u - hi
+        } else {
+            0.0
+        };
         Ok(Ok(SampleCheck {
             lo,
             hi,
             widened: !(u >= lo && u < hi),
+            outside,
         }))
     } else {
         Ok(Err(SampleReject {
