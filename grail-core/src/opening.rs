@@ -45,10 +45,10 @@ pub enum OpeningReject {
 /// Apply the per-rollout rules of §5.3 and §7.3 to the findings at every
 /// opened position (each already accepted by the per-position checks).
 pub fn check_opening(findings: &[PositionFinding]) -> Result<(), OpeningReject> {
-    if let Some(f) = findings
-        .iter()
-        .find(|f| !(f.logprob_deviation() <= LOGPROB_MAX_DEVIATION))
-    {
+    if let Some(f) = findings.iter().find(|f| {
+        let d = f.logprob_deviation();
+        d.is_nan() || d > LOGPROB_MAX_DEVIATION
+    }) {
         return Err(OpeningReject::LogprobDeviation {
             position: f.position,
             committed: f.logprob_committed,
