@@ -149,8 +149,8 @@ mod tests {
     #[test]
     fn soft_budget() {
         let mut f: Vec<_> = (0..32).map(|i| finding(i, 0.0, 0.0)).collect();
-        for i in 0..3 {
-            f[i] = finding(i as u32, 0.0, 0.05);
+        for (i, x) in f.iter_mut().enumerate().take(3) {
+            *x = finding(i as u32, 0.0, 0.05);
         }
         assert_eq!(check_opening(&f), Ok(()));
         f[10] = finding(10, 0.0, 0.03);
