@@ -129,12 +129,17 @@ impl SketchPlanes {
             });
         }
         let q = quantize(hidden)?;
-        Ok(self.sketch_quantized(&q))
+        self.sketch_quantized(&q)
     }
 
-    /// Sketch of an already quantized hidden state (`q.len() == dim`).
-    pub fn sketch_quantized(&self, q: &[i8]) -> Sketch {
-        debug_assert_eq!(q.len(), self.planes.len());
+    /// Sketch of an already quantized hidden state.
+    pub fn sketch_quantized(&self, q: &[i8]) -> Result<Sketch, SketchError> {
+        if q.len() != self.planes.len() {
+            return Err(SketchError::DimMismatch {
+                got: q.len(),
+                want: self.planes.len(),
+            });
+        }
         let mut acc = [0i32; 128];
         for (&qi, &plane) in q.iter().zip(&self.planes) {
             if qi == 0 {
@@ -153,7 +158,7 @@ impl SketchPlanes {
                 bits |= 1 << j;
             }
         }
-        Sketch(bits.to_le_bytes())
+        Ok(Sketch(bits.to_le_bytes()))
     }
 }
 
@@ -282,6 +287,10 @@ mod tests {
             Err(SketchError::DimMismatch { got: 9, want: 8 })
         );
         assert!(SketchPlanes::new(&[1u8; 32], 0).is_err());
+        assert_eq!(
+            planes.sketch_quantized(&[1i8; 7]),
+            Err(SketchError::DimMismatch { got: 7, want: 8 })
+        );
     }
 
     #[test]
