@@ -32,6 +32,10 @@ pub mod label {
     pub const WINDOW_FILE_CHECKSUM: &str = "grail/v1/window-file-checksum";
     /// Weight fingerprint (§3).
     pub const WEIGHT_FINGERPRINT: &str = "grail/v1/weight-fingerprint";
+    /// Random stream of one generated problem (PROTOCOL.md §13).
+    pub const CHALLENGE_STREAM: &str = "grail/v1/challenge-stream";
+    /// Kind and difficulty assigned to a problem seed (PROTOCOL.md §13).
+    pub const CHALLENGE_ASSIGNMENT: &str = "grail/v1/challenge-assignment";
 }
 
 /// A 32-byte protocol digest.

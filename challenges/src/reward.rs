@@ -1,0 +1,1 @@
+//! (branch challenges: being written)
