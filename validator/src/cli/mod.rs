@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod challenge;
 pub mod fingerprint;
 pub mod inspect;
 pub mod keys;
@@ -65,6 +66,8 @@ pub enum Command {
     Keys(keys::KeysCommand),
     /// Print a window file: header and per-rollout summary, or all of it as JSON.
     Inspect(inspect::Args),
+    /// Print a generated SAT or math problem, or score a completion against it.
+    Challenge(challenge::Args),
 }
 
 /// Run one parsed command line.
@@ -73,5 +76,6 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Fingerprint(args) => fingerprint::run(args),
         Command::Keys(cmd) => keys::run(cmd),
         Command::Inspect(args) => inspect::run(args),
+        Command::Challenge(args) => challenge::run(args),
     }
 }
