@@ -55,7 +55,7 @@ impl Rational {
         self.den == 1
     }
 
-    pub fn add(self, o: Rational) -> Option<Rational> {
+    pub fn checked_add(self, o: Rational) -> Option<Rational> {
         let n = self
             .num
             .checked_mul(o.den)?
@@ -63,19 +63,19 @@ impl Rational {
         Rational::new(n, self.den.checked_mul(o.den)?)
     }
 
-    pub fn sub(self, o: Rational) -> Option<Rational> {
-        self.add(Rational {
+    pub fn checked_sub(self, o: Rational) -> Option<Rational> {
+        self.checked_add(Rational {
             num: o.num.checked_neg()?,
             den: o.den,
         })
     }
 
-    pub fn mul(self, o: Rational) -> Option<Rational> {
+    pub fn checked_mul(self, o: Rational) -> Option<Rational> {
         Rational::new(self.num.checked_mul(o.num)?, self.den.checked_mul(o.den)?)
     }
 
     /// `None` when dividing by zero.
-    pub fn div(self, o: Rational) -> Option<Rational> {
+    pub fn checked_div(self, o: Rational) -> Option<Rational> {
         Rational::new(self.num.checked_mul(o.den)?, self.den.checked_mul(o.num)?)
     }
 }
@@ -106,12 +106,12 @@ mod tests {
     fn arithmetic() {
         let a = Rational::new(1, 3).unwrap();
         let b = Rational::new(1, 6).unwrap();
-        assert_eq!(a.add(b).unwrap().to_string(), "1/2");
-        assert_eq!(a.sub(b).unwrap().to_string(), "1/6");
-        assert_eq!(a.mul(b).unwrap().to_string(), "1/18");
-        assert_eq!(a.div(b).unwrap(), Rational::int(2));
-        assert!(a.div(Rational::int(0)).is_none());
+        assert_eq!(a.checked_add(b).unwrap().to_string(), "1/2");
+        assert_eq!(a.checked_sub(b).unwrap().to_string(), "1/6");
+        assert_eq!(a.checked_mul(b).unwrap().to_string(), "1/18");
+        assert_eq!(a.checked_div(b).unwrap(), Rational::int(2));
+        assert!(a.checked_div(Rational::int(0)).is_none());
         let big = Rational::new(i128::MAX / 2, 1).unwrap();
-        assert!(big.mul(big).is_none());
+        assert!(big.checked_mul(big).is_none());
     }
 }
