@@ -9,6 +9,7 @@
 //!    (`true` = negated), all three redrawn while the clause is false under
 //!    the planted assignment; a clause equal to an earlier one is redrawn
 //!    whole.
+//!
 //! Every instance is satisfiable by construction: the planted assignment
 //! satisfies every clause.
 #![forbid(unsafe_code)]
