@@ -47,6 +47,7 @@ fn all_vectors() {
         "window_file",
         "keys",
         "fingerprint",
+        "challenges",
     ] {
         assert!(
             files

@@ -127,6 +127,26 @@ impl Problem {
         }
     }
 
+    /// The generated parameters as JSON: SAT `num_vars`, `num_clauses`,
+    /// `clauses` (DIMACS literals); math `family` and its named `params`.
+    pub fn parameters_json(&self) -> serde_json::Value {
+        match self {
+            Problem::Sat(s) => serde_json::json!({
+                "num_vars": s.num_vars,
+                "num_clauses": s.clauses.len(),
+                "clauses": s.clauses,
+            }),
+            Problem::Math(m) => serde_json::json!({
+                "family": m.family.name(),
+                "params": m
+                    .params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+                    .collect::<serde_json::Map<_, _>>(),
+            }),
+        }
+    }
+
     /// Score a completion (§13.5).
     pub fn score(&self, completion: &str) -> reward::Reward {
         reward::score(self, completion)

@@ -7,6 +7,7 @@
 //! Conventions: byte strings are lowercase hex; f32 inputs are exact dyadic
 //! values; uniforms are given both as the 53-bit integer (`u_int`, exact) and
 //! as a number; logprobs and CDF bounds are compared to 1e-12.
+use grail_challenges::{assignment, Difficulty, Kind, Problem};
 use grail_core::challenge::challenge_positions;
 use grail_core::commit::{commit_root, CommitBinding, TokenCommitment};
 use grail_core::fingerprint::{fingerprint, TensorEntry};
@@ -310,6 +311,54 @@ pub fn compute(kind: &str, input: &Value) -> Outcome {
             let dir = crate::tests_dir().join(field(input, "dir")?.as_str().ok_or("dir")?);
             let fp = fingerprint_model_dir(&dir).map_err(|e| e.to_string())?;
             Ok(json!({ "fingerprint": fp.to_hex() }))
+        }
+        "challenge" => {
+            let seed = digest(input, "seed")?;
+            let kind = match field(input, "kind")?.as_str() {
+                Some("sat") => Kind::Sat,
+                Some("math") => Kind::Math,
+                other => return Err(format!("kind {other:?}")),
+            };
+            let difficulty =
+                Difficulty::new(uint(input, "difficulty")? as u8).ok_or("difficulty")?;
+            let p = Problem::generate(kind, &seed, difficulty);
+            Ok(json!({
+                "parameters": p.parameters_json(),
+                "messages": p.messages(),
+                "reference_answer": p.reference_answer(),
+                "dimacs": match &p { Problem::Sat(s) => Value::String(s.to_dimacs()), _ => Value::Null },
+            }))
+        }
+        "challenge_assignment" => {
+            let (kind, difficulty) = assignment(&digest(input, "seed")?);
+            Ok(json!({ "kind": kind, "difficulty": difficulty.level() }))
+        }
+        "challenge_score" => {
+            let seed = digest(input, "seed")?;
+            let kind = if field(input, "kind")?.as_str() == Some("sat") {
+                Kind::Sat
+            } else {
+                Kind::Math
+            };
+            let difficulty =
+                Difficulty::new(uint(input, "difficulty")? as u8).ok_or("difficulty")?;
+            let p = Problem::generate(kind, &seed, difficulty);
+            let completion = field(input, "completion")?.as_str().ok_or("completion")?;
+            let completion = completion.replace("{reference}", &p.reference_answer());
+            Ok(serde_json::to_value(p.score(&completion)).map_err(|e| e.to_string())?)
+        }
+        "advantages" => {
+            let rewards: Vec<f64> = field(input, "rewards")?
+                .as_array()
+                .ok_or("rewards")?
+                .iter()
+                .map(|x| x.as_f64().ok_or("reward"))
+                .collect::<Result<_, _>>()?;
+            let a = grail_challenges::reward::advantages(&rewards);
+            Ok(json!({
+                "advantages": a,
+                "advantage_bits": a.iter().map(|x| format!("{:016x}", x.to_bits())).collect::<Vec<_>>(),
+            }))
         }
         other => Err(format!("unknown vector kind {other}")),
     }

@@ -343,4 +343,61 @@ fn main() {
         ),
     ];
     file("fingerprint", "weight fingerprint", "PROTOCOL.md §3", cases);
+
+    let mut cases: Vec<(&str, Value)> = vec![];
+    for (i, kind) in ["sat", "math"].into_iter().enumerate() {
+        for level in [1u8, 5, 10] {
+            let seed = bytes(&format!("challenge {kind} {level}"), 32);
+            cases.push((
+                "challenge",
+                json!({ "seed": seed, "kind": kind, "difficulty": level }),
+            ));
+        }
+        for j in 0..6 {
+            let seed = bytes(&format!("challenge {kind} extra {j}"), 32);
+            let level = 1 + ((i * 6 + j) % 10) as u8;
+            cases.push((
+                "challenge",
+                json!({ "seed": seed, "kind": kind, "difficulty": level }),
+            ));
+        }
+    }
+    for j in 0..8 {
+        cases.push((
+            "challenge_assignment",
+            json!({ "seed": bytes(&format!("assign {j}"), 32) }),
+        ));
+    }
+    let completions = [
+        "Reasoning... <SOLUTION>{reference}</SOLUTION>",
+        "no tags at all: {reference}",
+        "<SOLUTION>{reference}</SOLUTION> then changed my mind <SOLUTION>0</SOLUTION>",
+        "<SOLUTION></SOLUTION>",
+        "<SOLUTION> {reference} </SOLUTION>",
+    ];
+    for kind in ["sat", "math"] {
+        for (j, c) in completions.iter().enumerate() {
+            let seed = bytes(&format!("score {kind} {j}"), 32);
+            cases.push((
+                "challenge_score",
+                json!({ "seed": seed, "kind": kind, "difficulty": 3, "completion": c }),
+            ));
+        }
+    }
+    for rewards in [
+        vec![0.0; 16],
+        vec![1.1, 0.0, 0.1, 1.1],
+        vec![1.0, 0.0],
+        vec![
+            0.1, 0.1, 0.1, 1.1, 0.0, 0.0, 1.1, 0.1, 0.0, 0.0, 0.0, 0.0, 1.1, 0.1, 0.0, 0.0,
+        ],
+    ] {
+        cases.push(("advantages", json!({ "rewards": rewards })));
+    }
+    file(
+        "challenges",
+        "problems, assignment, scoring, GRPO advantages",
+        "PROTOCOL.md §13",
+        cases,
+    );
 }

@@ -101,22 +101,11 @@ fn problem(args: &ProblemArgs) -> Result<(Problem, Difficulty), Failure> {
 }
 
 fn to_json(p: &Problem, difficulty: Difficulty, seed: &str) -> Value {
-    let parameters = match p {
-        Problem::Sat(s) => json!({
-            "num_vars": s.num_vars,
-            "num_clauses": s.clauses.len(),
-            "clauses": s.clauses,
-        }),
-        Problem::Math(m) => json!({
-            "family": m.family.name(),
-            "params": m.params.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-        }),
-    };
     json!({
         "kind": p.kind(),
         "seed": seed,
         "difficulty": difficulty.level(),
-        "parameters": parameters,
+        "parameters": p.parameters_json(),
         "messages": p.messages(),
         "reference_answer": p.reference_answer(),
     })
