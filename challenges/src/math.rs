@@ -17,7 +17,8 @@
 //!    phrasing and never changes the numbers.
 //! 3. Word families (rates .. work) then run the tail: `shuffle(facts)` (the
 //!    order-free fact sentences, in the order the family lists them), then
-//!    `coin()`; if true, `pick(FILLERS)` is placed after the lead sentence.
+//!    `coin()`; if true, `pick(FILLERS)` goes after the lead sentences (first
+//!    when there are none), before the facts.
 //!    Arithmetic and linear have no tail.
 //!
 //! Families (draws, in order; params; answer):
@@ -108,6 +109,28 @@
 //!   `variant`; "multiply by a, add (or subtract) b, multiply by factor,
 //!   get c"; params `a`, `b` (negative when subtracting), `factor`, `c`;
 //!   answer `(c/factor - b)/a`.
+//!
+//! Shuffled facts (the tail draws `len - 1` times; none for 0 or 1 facts):
+//! rates mode 0 variant 2: one per leg, other rates: none; percent mode 0:
+//! price, discount, quantity, then the coupon if nonzero; percent mode 1:
+//! none; percent mode 2: bill, rate; ratio mode 0: none, mode 1: the known
+//! share; money: one per item, in item order; ages mode 0: A's age, B's
+//! offset, then C's offset when 3 people; ages modes 1 and 2: two; units
+//! modes 0 and 1: none, modes 2 and 3: one; work mode 0: rate, schedule, then
+//! defects if nonzero; work mode 1: one per group.
+//!
+//! Difficulty scaling (`s` = level): rates legs 1 to 3 and speeds up to
+//! `10+6s`; percent prices up to `20(3+3s)`, several items from `s = 4` and a
+//! coupon step from `s = 7`; ratio 3 people from `s = 5`, larger units;
+//! money `1 + s/3` item kinds (1 to 4) with larger quantities and prices;
+//! ages larger ages, a third person (mode 0) from `s = 6`, a "years ahead"
+//! step from `s = 4` (mode 1) or `s = 5` (mode 2); units more repetitions,
+//! larger amounts, arbitrary meters from `s = 6`; work multi-day shifts from
+//! `s = 4`, defects from `s = 7`, two worker groups (mode 1) from `s = 5`;
+//! arithmetic `1 + s` operators (2 to 11), leaves up to `5+2s`, two divisions
+//! from `s = 7`; linear coefficients and solutions grow with `s`, fractional
+//! solutions (denominator 2 or 3) from `s = 6`, an extra multiplication
+//! (mode 2) from `s = 5`.
 //!
 //! [`solve`] recomputes the answer from the params alone, by family.
 #![forbid(unsafe_code)]
