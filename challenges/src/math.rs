@@ -1100,10 +1100,10 @@ impl Expr {
             Expr::Op(op, l, r) => {
                 let (l, r) = (l.value()?, r.value()?);
                 match op {
-                    1 => l.add(r),
-                    2 => l.sub(r),
-                    3 => l.mul(r),
-                    _ => l.div(r),
+                    1 => l.checked_add(r),
+                    2 => l.checked_sub(r),
+                    3 => l.checked_mul(r),
+                    _ => l.checked_div(r),
                 }
             }
         }
@@ -1336,14 +1336,15 @@ fn solve_rates(p: &[(&'static str, i64)]) -> Option<Rational> {
             let legs = usize::try_from(get(p, "legs")?).ok()?;
             let mut dist = int(0);
             for i in 0..legs {
-                dist = dist.add(g(LEG_SPEED.get(i)?)?.mul(g(LEG_HOURS.get(i)?)?)?)?;
+                dist =
+                    dist.checked_add(g(LEG_SPEED.get(i)?)?.checked_mul(g(LEG_HOURS.get(i)?)?)?)?;
             }
             Some(dist)
         }
         1 => {
-            let first = g("speed_1")?.mul(g("hours_1")?)?;
-            let rest = g("distance_km")?.sub(first)?;
-            g("hours_1")?.add(rest.div(g("speed_2")?)?)
+            let first = g("speed_1")?.checked_mul(g("hours_1")?)?;
+            let rest = g("distance_km")?.checked_sub(first)?;
+            g("hours_1")?.checked_add(rest.checked_div(g("speed_2")?)?)
         }
         _ => None,
     }
@@ -1354,24 +1355,29 @@ fn solve_percent(p: &[(&'static str, i64)]) -> Option<Rational> {
     let hundred = int(100);
     match get(p, "mode")? {
         0 => {
-            let keep = hundred.sub(g("discount_percent")?)?.div(hundred)?;
-            let sale = g("price")?.mul(keep)?;
-            g("qty")?.mul(sale)?.sub(g("coupon")?)
+            let keep = hundred
+                .checked_sub(g("discount_percent")?)?
+                .checked_div(hundred)?;
+            let sale = g("price")?.checked_mul(keep)?;
+            g("qty")?.checked_mul(sale)?.checked_sub(g("coupon")?)
         }
         1 => {
             let (old, new) = (g("old")?, g("new")?);
-            let change = new.sub(old)?.mul(hundred)?.div(old)?;
+            let change = new
+                .checked_sub(old)?
+                .checked_mul(hundred)?
+                .checked_div(old)?;
             if change.num() < 0 {
-                int(0).sub(change)
+                int(0).checked_sub(change)
             } else {
                 Some(change)
             }
         }
         2 => {
             let total = g("bill")?
-                .mul(hundred.add(g("rate_percent")?)?)?
-                .div(hundred)?;
-            total.div(g("people")?)
+                .checked_mul(hundred.checked_add(g("rate_percent")?)?)?
+                .checked_div(hundred)?;
+            total.checked_div(g("people")?)
         }
         _ => None,
     }
@@ -1383,11 +1389,15 @@ fn solve_ratio(p: &[(&'static str, i64)]) -> Option<Rational> {
     for i in 0..people {
         parts.push(int(get(p, RATIO.get(i)?)?));
     }
-    let sum = parts.iter().try_fold(int(0), |acc, &r| acc.add(r))?;
+    let sum = parts
+        .iter()
+        .try_fold(int(0), |acc, &r| acc.checked_add(r))?;
     let mine = *parts.get(usize::try_from(get(p, "who")?).ok()?)?;
     match get(p, "mode")? {
-        0 => int(get(p, "total")?).div(sum)?.mul(mine),
-        1 => int(get(p, "known_amount")?).div(mine)?.mul(sum),
+        0 => int(get(p, "total")?).checked_div(sum)?.checked_mul(mine),
+        1 => int(get(p, "known_amount")?)
+            .checked_div(mine)?
+            .checked_mul(sum),
         _ => None,
     }
 }
@@ -1396,12 +1406,12 @@ fn solve_money(p: &[(&'static str, i64)]) -> Option<Rational> {
     let items = usize::try_from(get(p, "items")?).ok()?;
     let mut total = int(0);
     for i in 0..items {
-        let line = int(get(p, QTY.get(i)?)?).mul(int(get(p, PRICE.get(i)?)?))?;
-        total = total.add(line)?;
+        let line = int(get(p, QTY.get(i)?)?).checked_mul(int(get(p, PRICE.get(i)?)?))?;
+        total = total.checked_add(line)?;
     }
     match get(p, "mode")? {
         0 => Some(total),
-        1 => int(get(p, "bill")?).sub(total),
+        1 => int(get(p, "bill")?).checked_sub(total),
         _ => None,
     }
 }
@@ -1412,31 +1422,31 @@ fn solve_ages(p: &[(&'static str, i64)]) -> Option<Rational> {
     match get(p, "mode")? {
         0 => {
             let a = g("age_a")?;
-            let b = a.add(g("older_by")?)?;
-            let mut now = a.add(b)?;
+            let b = a.checked_add(g("older_by")?)?;
+            let mut now = a.checked_add(b)?;
             let people = get(p, "people")?;
             if people == 3 {
-                now = now.add(b.sub(g("younger_than_b_by")?)?)?;
+                now = now.checked_add(b.checked_sub(g("younger_than_b_by")?)?)?;
             } else if people != 2 {
                 return None;
             }
-            now.add(ahead.mul(int(people))?)
+            now.checked_add(ahead.checked_mul(int(people))?)
         }
         1 => {
             let ago = g("years_ago")?;
-            let a_then = g("age_a")?.sub(ago)?;
-            let b_then = a_then.mul(g("factor")?)?;
-            b_then.add(ago)?.add(ahead)
+            let a_then = g("age_a")?.checked_sub(ago)?;
+            let b_then = a_then.checked_mul(g("factor")?)?;
+            b_then.checked_add(ago)?.checked_add(ahead)
         }
         2 => {
             let (sum, diff) = (g("sum")?, g("difference")?);
-            let younger = sum.sub(diff)?.div(int(2))?;
+            let younger = sum.checked_sub(diff)?.checked_div(int(2))?;
             let age = match get(p, "ask_older")? {
                 0 => younger,
-                1 => younger.add(diff)?,
+                1 => younger.checked_add(diff)?,
                 _ => return None,
             };
-            age.add(ahead)
+            age.checked_add(ahead)
         }
         _ => None,
     }
@@ -1446,18 +1456,22 @@ fn solve_units(p: &[(&'static str, i64)]) -> Option<Rational> {
     let g = |n| get(p, n).map(int);
     match get(p, "mode")? {
         0 => {
-            let each = g("hours")?.mul(int(60))?.add(g("minutes")?)?;
-            g("count")?.mul(each)
+            let each = g("hours")?
+                .checked_mul(int(60))?
+                .checked_add(g("minutes")?)?;
+            g("count")?.checked_mul(each)
         }
         1 => {
-            let each = g("km")?.mul(int(1000))?.add(g("m")?)?;
-            g("laps")?.mul(each)
+            let each = g("km")?.checked_mul(int(1000))?.checked_add(g("m")?)?;
+            g("laps")?.checked_mul(each)
         }
         2 => {
-            let grams = g("kilograms")?.mul(int(1000))?.add(g("grams")?)?;
-            grams.div(g("portion_grams")?)
+            let grams = g("kilograms")?
+                .checked_mul(int(1000))?
+                .checked_add(g("grams")?)?;
+            grams.checked_div(g("portion_grams")?)
         }
-        3 => g("dozens")?.mul(int(12))?.sub(g("used")?),
+        3 => g("dozens")?.checked_mul(int(12))?.checked_sub(g("used")?),
         _ => None,
     }
 }
@@ -1466,16 +1480,21 @@ fn solve_work(p: &[(&'static str, i64)]) -> Option<Rational> {
     let g = |n| get(p, n).map(int);
     match get(p, "mode")? {
         0 => {
-            let per_day = g("workers")?.mul(g("rate")?)?.mul(g("hours")?)?;
-            per_day.mul(g("days")?)?.sub(g("defective")?)
+            let per_day = g("workers")?
+                .checked_mul(g("rate")?)?
+                .checked_mul(g("hours")?)?;
+            per_day
+                .checked_mul(g("days")?)?
+                .checked_sub(g("defective")?)
         }
         1 => {
             let groups = usize::try_from(get(p, "groups")?).ok()?;
             let mut per_hour = int(0);
             for i in 0..groups {
-                per_hour = per_hour.add(g(WORKERS.get(i)?)?.mul(g(RATE.get(i)?)?)?)?;
+                per_hour =
+                    per_hour.checked_add(g(WORKERS.get(i)?)?.checked_mul(g(RATE.get(i)?)?)?)?;
             }
-            g("target")?.div(per_hour)
+            g("target")?.checked_div(per_hour)
         }
         _ => None,
     }
@@ -1491,10 +1510,10 @@ fn solve_arithmetic(p: &[(&'static str, i64)]) -> Option<Rational> {
                 let r = stack.pop()?;
                 let l = stack.pop()?;
                 stack.push(match v {
-                    1 => l.add(r)?,
-                    2 => l.sub(r)?,
-                    3 => l.mul(r)?,
-                    4 => l.div(r)?,
+                    1 => l.checked_add(r)?,
+                    2 => l.checked_sub(r)?,
+                    3 => l.checked_mul(r)?,
+                    4 => l.checked_div(r)?,
                     _ => return None,
                 });
             }
@@ -1511,11 +1530,16 @@ fn solve_linear(p: &[(&'static str, i64)]) -> Option<Rational> {
     let g = |n| get(p, n).map(int);
     match get(p, "mode")? {
         // a x + b = c
-        0 => g("c")?.sub(g("b")?)?.div(g("a")?),
+        0 => g("c")?.checked_sub(g("b")?)?.checked_div(g("a")?),
         // a x + b = c x + e
-        1 => g("e")?.sub(g("b")?)?.div(g("a")?.sub(g("c")?)?),
+        1 => g("e")?
+            .checked_sub(g("b")?)?
+            .checked_div(g("a")?.checked_sub(g("c")?)?),
         // factor (a x + b) = c
-        2 => g("c")?.div(g("factor")?)?.sub(g("b")?)?.div(g("a")?),
+        2 => g("c")?
+            .checked_div(g("factor")?)?
+            .checked_sub(g("b")?)?
+            .checked_div(g("a")?),
         _ => None,
     }
 }
