@@ -109,6 +109,22 @@ fn default_difficulty_is_the_protocol_assignment() {
     assert_eq!(level, grail_challenges::assignment(&seed).1.level());
 }
 
+/// `grail challenge score` at difficulty 3 for `SEED`, as JSON.
+fn score(kind: &str, completion: &std::path::Path) -> serde_json::Value {
+    json(&[
+        "challenge",
+        "score",
+        "--kind",
+        kind,
+        "--seed",
+        SEED,
+        "--difficulty",
+        "3",
+        "--completion",
+        completion.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn score_reference_and_wrong_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,18 +146,7 @@ fn score_reference_and_wrong_answers() {
             format!("Let me think.\n<SOLUTION>{answer}</SOLUTION>"),
         )
         .unwrap();
-        let r = json(&[
-            "challenge",
-            "score",
-            "--kind",
-            kind,
-            "--seed",
-            SEED,
-            "--difficulty",
-            "3",
-            "--completion",
-            good.to_str().unwrap(),
-        ]);
+        let r = score(kind, &good);
         assert_eq!(
             (r["correctness"].as_f64(), r["format"].as_f64()),
             (Some(1.0), Some(1.0)),
@@ -150,18 +155,7 @@ fn score_reference_and_wrong_answers() {
         assert_eq!(r["total"].as_f64(), Some(1.1));
         let bad = dir.path().join(format!("{kind}-bad.txt"));
         std::fs::write(&bad, "I give up").unwrap();
-        let r = json(&[
-            "challenge",
-            "score",
-            "--kind",
-            kind,
-            "--seed",
-            SEED,
-            "--difficulty",
-            "3",
-            "--completion",
-            bad.to_str().unwrap(),
-        ]);
+        let r = score(kind, &bad);
         assert_eq!(r["total"].as_f64(), Some(0.0));
     }
 }
