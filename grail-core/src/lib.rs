@@ -22,6 +22,7 @@
 //! | [`params`] | §10 parameters |
 #![deny(unsafe_code)]
 
+pub mod beacon;
 pub mod challenge;
 pub mod commit;
 pub mod fingerprint;

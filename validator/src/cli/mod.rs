@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod beacon;
+pub mod chain;
 pub mod challenge;
 pub mod fingerprint;
 pub mod inspect;
@@ -68,6 +70,12 @@ pub enum Command {
     Inspect(inspect::Args),
     /// Print a generated SAT or math problem, or score a completion against it.
     Challenge(challenge::Args),
+    /// drand beacons: verify one, or fetch a verified one from relays.
+    #[command(subcommand)]
+    Beacon(beacon::BeaconCommand),
+    /// Subtensor chain queries: best and finalized heads, block hashes.
+    #[command(subcommand)]
+    Chain(chain::ChainCommand),
 }
 
 /// Run one parsed command line.
@@ -77,5 +85,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Keys(cmd) => keys::run(cmd),
         Command::Inspect(args) => inspect::run(args),
         Command::Challenge(args) => challenge::run(args),
+        Command::Beacon(cmd) => beacon::run(cmd),
+        Command::Chain(cmd) => chain::run(cmd),
     }
 }

@@ -1,0 +1,1 @@
+//! drand HTTP client (branch `chain`: being written).

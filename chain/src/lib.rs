@@ -1,0 +1,9 @@
+//! Network edges of grail: the drand HTTP client with relay failover and a
+//! persistent cache of verified beacons ([`drand`]), and the subtensor
+//! JSON-RPC block source and metagraph reader ([`subtensor`]). Everything
+//! that is verified is verified by `grail_core`; nothing here substitutes
+//! local randomness or unverified data for what the network failed to give.
+#![forbid(unsafe_code)]
+
+pub mod drand;
+pub mod subtensor;

@@ -1,0 +1,1 @@
+//! subtensor JSON-RPC client (branch `chain`: being written).

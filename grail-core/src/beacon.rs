@@ -1,0 +1,1 @@
+//! drand beacon verification (branch `chain`: being written).
