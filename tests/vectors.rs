@@ -48,6 +48,7 @@ fn all_vectors() {
         "keys",
         "fingerprint",
         "challenges",
+        "beacon",
     ] {
         assert!(
             files

@@ -8,6 +8,7 @@
 //! values; uniforms are given both as the 53-bit integer (`u_int`, exact) and
 //! as a number; logprobs and CDF bounds are compared to 1e-12.
 use grail_challenges::{assignment, Difficulty, Kind, Problem};
+use grail_core::beacon::{self, Beacon, DrandChain};
 use grail_core::challenge::challenge_positions;
 use grail_core::commit::{commit_root, CommitBinding, TokenCommitment};
 use grail_core::fingerprint::{fingerprint, TensorEntry};
@@ -282,6 +283,23 @@ pub fn compute(kind: &str, input: &Value) -> Outcome {
                 .map_err(|_| "signature: not 64 bytes".to_string())?;
             match keys::verify(&hotkey, &hex_bytes(input, "message")?, &sig) {
                 Ok(()) => Ok(json!({ "valid": true })),
+                Err(e) => Ok(json!({ "valid": false, "error": variant_name(&e) })),
+            }
+        }
+        "beacon" => {
+            let name = field(input, "chain")?.as_str().ok_or("chain")?;
+            let chain = DrandChain::by_name(name).ok_or(format!("unknown chain {name}"))?;
+            let beacon = Beacon {
+                round: uint(input, "round")?,
+                signature: hex_bytes(input, "signature")?,
+                previous_signature: match input.get("previous_signature") {
+                    Some(_) => Some(hex_bytes(input, "previous_signature")?),
+                    None => None,
+                },
+                randomness: digest(input, "randomness")?,
+            };
+            match beacon::verify(&chain, &beacon) {
+                Ok(v) => Ok(json!({ "valid": true, "randomness": hex::encode(v.randomness()) })),
                 Err(e) => Ok(json!({ "valid": false, "error": variant_name(&e) })),
             }
         }

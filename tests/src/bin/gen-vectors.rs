@@ -400,4 +400,66 @@ fn main() {
         "PROTOCOL.md §13",
         cases,
     );
+
+    beacon_vectors();
+}
+
+/// drand beacons (PROTOCOL.md §4): real recorded beacons from
+/// `fixtures/drand/beacons.json` and one tampered variant per check.
+fn beacon_vectors() {
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(tests_dir().join("fixtures/drand/beacons.json")).unwrap(),
+    )
+    .unwrap();
+    let flip = |s: &Value, byte: usize, mask: u8| -> Value {
+        let mut b = hex::decode(s.as_str().unwrap()).unwrap();
+        b[byte] ^= mask;
+        hex::encode(b).into()
+    };
+    let mut cases = vec![];
+    for (chain, other) in [("quicknet", "default"), ("default", "quicknet")] {
+        let list = fixture["beacons"][chain].as_array().unwrap();
+        for b in [&list[0], &list[list.len() - 1]] {
+            let mut input = b.clone();
+            input["chain"] = chain.into();
+            cases.push(("beacon", input.clone()));
+            let mut t = input.clone();
+            t["signature"] = flip(&input["signature"], 0, 0x20);
+            cases.push(("beacon", t));
+            let mut t = input.clone();
+            t["signature"] = flip(&input["signature"], 20, 1);
+            cases.push(("beacon", t));
+            let mut t = input.clone();
+            t["round"] = (b["round"].as_u64().unwrap() + 1).into();
+            cases.push(("beacon", t));
+            let mut t = input.clone();
+            t["randomness"] = flip(&input["randomness"], 31, 0x80);
+            cases.push(("beacon", t));
+            let mut t = input.clone();
+            t["chain"] = other.into();
+            cases.push(("beacon", t));
+            if b.get("previous_signature").is_some() {
+                let mut t = input.clone();
+                t["previous_signature"] = flip(&input["previous_signature"], 4, 2);
+                cases.push(("beacon", t));
+                let mut t = input.clone();
+                t.as_object_mut().unwrap().remove("previous_signature");
+                cases.push(("beacon", t));
+            } else {
+                let mut t = input.clone();
+                t["previous_signature"] = list[1]["signature"].clone();
+                cases.push(("beacon", t));
+            }
+        }
+        let mut t = list[0].clone();
+        t["chain"] = chain.into();
+        t["round"] = 0.into();
+        cases.push(("beacon", t));
+    }
+    file(
+        "beacon",
+        "drand beacon verification: BLS signature under the pinned chain key, chaining, randomness = sha256(signature)",
+        "PROTOCOL.md §4",
+        cases,
+    );
 }
