@@ -419,7 +419,7 @@ impl DrandClient {
             }
         }
         let v = self
-            .from_relays(
+            .ask_relays(
                 &format!("public/{round}"),
                 Some(round),
                 format!("round {round}"),
@@ -433,7 +433,7 @@ impl DrandClient {
     /// relay order); cached like [`fetch`](Self::fetch).
     pub async fn latest(&self) -> Result<VerifiedBeacon, DrandError> {
         let v = self
-            .from_relays("public/latest", None, "the latest round".into())
+            .ask_relays("public/latest", None, "the latest round".into())
             .await?;
         self.remember(&v).await;
         Ok(v)
@@ -448,7 +448,7 @@ impl DrandClient {
         }
     }
 
-    async fn from_relays(
+    async fn ask_relays(
         &self,
         path: &str,
         round: Option<u64>,
@@ -456,7 +456,7 @@ impl DrandClient {
     ) -> Result<VerifiedBeacon, DrandError> {
         let mut failures = Vec::new();
         for (i, relay) in self.relays.iter().enumerate() {
-            match self.from_relay(i, relay, path, round).await {
+            match self.ask_relay(i, relay, path, round).await {
                 Ok(v) => return Ok(v),
                 Err(error) => {
                     tracing::warn!(relay = %relay, chain = self.chain.name(), what = %what, error = %error, "drand relay skipped");
@@ -474,7 +474,7 @@ impl DrandClient {
         })
     }
 
-    async fn from_relay(
+    async fn ask_relay(
         &self,
         index: usize,
         relay: &str,

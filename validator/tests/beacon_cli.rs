@@ -182,7 +182,8 @@ fn serve_quicknet() -> String {
                 beacons
                     .iter()
                     .find(|b| {
-                        round == "latest" && b["round"] == 1000 || b["round"].to_string() == round
+                        round == "latest" && b["round"] == 1000
+                            || round.parse::<u64>().ok() == b["round"].as_u64()
                     })
                     .map(|b| b.to_string())
             } else {
