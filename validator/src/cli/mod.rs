@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 pub mod beacon;
 pub mod chain;
 pub mod challenge;
+pub mod devnet;
 pub mod fingerprint;
 pub mod inspect;
 pub mod keys;
@@ -76,6 +77,9 @@ pub enum Command {
     /// Subtensor chain queries: best and finalized heads, block hashes.
     #[command(subcommand)]
     Chain(chain::ChainCommand),
+    /// Local devnet: a drand beacon and a chain on loopback.
+    #[command(subcommand)]
+    Devnet(devnet::DevnetCommand),
 }
 
 /// Run one parsed command line.
@@ -87,5 +91,6 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Challenge(args) => challenge::run(args),
         Command::Beacon(cmd) => beacon::run(cmd),
         Command::Chain(cmd) => chain::run(cmd),
+        Command::Devnet(cmd) => devnet::run(cmd),
     }
 }
