@@ -94,6 +94,31 @@ fn devnet_serve_answers_chain_and_drand_queries_then_stops_on_sigint() {
         .unwrap();
     let beacon = runtime.block_on(client.fetch(1)).unwrap();
     assert_eq!(beacon.round(), 1);
+    // The same through `grail beacon fetch --chain devnet`.
+    let out = grail()
+        .args(["beacon", "fetch", "--chain", "devnet", "--round", "1"])
+        .args(["--devnet-public-key", &f["drand_public_key"]])
+        .args(["--devnet-genesis-time", &f["drand_genesis_time"]])
+        .args(["--devnet-period", &f["drand_period"]])
+        .args(["--relay", &f["drand_url"]])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["chain_hash"], f["drand_chain_hash"].as_str());
+    assert_eq!(json["round"], 1);
+    // Pinned to quicknet, the CLI finds no valid beacon there (exit 1).
+    let out = grail()
+        .args(["beacon", "fetch", "--chain", "quicknet", "--round", "1"])
+        .args(["--relay", &f["drand_url"]])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
     // quicknet's client does not accept the devnet relay.
     let quicknet = DrandClient::new(
         DrandChain::quicknet(),
@@ -129,6 +154,23 @@ fn devnet_serve_with_same_seed_and_genesis_prints_the_same_drand_chain() {
     assert_eq!(fa["drand_chain_hash"], fb["drand_chain_hash"]);
     assert_eq!(fa["drand_public_key"], fb["drand_public_key"]);
     assert_ne!(fa["chain_url"], fb["chain_url"]);
+}
+
+#[test]
+fn beacon_fetch_devnet_without_its_key_or_relay_is_a_usage_error() {
+    let out = grail()
+        .args(["beacon", "fetch", "--chain", "devnet", "--round", "1"])
+        .args(["--relay", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let key = hex::encode(grail_chain::devnet::beacon::public_key(b"k"));
+    let out = grail()
+        .args(["beacon", "fetch", "--chain", "devnet", "--round", "1"])
+        .args(["--devnet-public-key", &key, "--devnet-genesis-time", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]

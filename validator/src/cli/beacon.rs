@@ -21,13 +21,43 @@ pub enum ChainName {
     Quicknet,
     /// The League of Entropy default chain: chained, 30 s rounds.
     Default,
+    /// A local devnet (`grail devnet serve`): quicknet's scheme under the key
+    /// given by --devnet-public-key, with --devnet-genesis-time and --devnet-period.
+    Devnet,
+}
+
+/// The devnet chain's parameters, as `grail devnet serve` prints them
+/// (only with `--chain devnet`).
+#[derive(Debug, clap::Args)]
+pub struct DevnetChainArgs {
+    /// Devnet drand public key, hex (compressed G2, 96 bytes).
+    #[arg(long, value_name = "HEX")]
+    pub devnet_public_key: Option<String>,
+    /// Devnet drand genesis time (unix seconds).
+    #[arg(long, value_name = "T")]
+    pub devnet_genesis_time: Option<u64>,
+    /// Devnet drand period (seconds).
+    #[arg(long, value_name = "S", default_value_t = grail_chain::devnet::DEFAULT_DRAND_PERIOD_S)]
+    pub devnet_period: u64,
 }
 
 impl ChainName {
-    fn chain(self) -> DrandChain {
+    fn chain(self, devnet: &DevnetChainArgs) -> Result<DrandChain, Failure> {
         match self {
-            ChainName::Quicknet => DrandChain::quicknet(),
-            ChainName::Default => DrandChain::default_chain(),
+            ChainName::Quicknet => Ok(DrandChain::quicknet()),
+            ChainName::Default => Ok(DrandChain::default_chain()),
+            ChainName::Devnet => {
+                let (Some(key), Some(genesis_time)) =
+                    (&devnet.devnet_public_key, devnet.devnet_genesis_time)
+                else {
+                    return Err(Failure::Usage(anyhow!(
+                        "--chain devnet needs --devnet-public-key and --devnet-genesis-time"
+                    )));
+                };
+                let key = hex_arg("devnet-public-key", key)?;
+                DrandChain::devnet(&key, genesis_time, devnet.devnet_period)
+                    .map_err(|e| Failure::Usage(e.into()))
+            }
         }
     }
 }
@@ -47,6 +77,8 @@ pub struct VerifyArgs {
     /// The chain the beacon claims to belong to.
     #[arg(long, value_enum)]
     pub chain: ChainName,
+    #[command(flatten)]
+    pub devnet: DevnetChainArgs,
     /// The beacon's round (>= 1).
     #[arg(long)]
     pub round: u64,
@@ -70,6 +102,8 @@ pub struct FetchArgs {
     /// The chain to fetch from.
     #[arg(long, value_enum)]
     pub chain: ChainName,
+    #[command(flatten)]
+    pub devnet: DevnetChainArgs,
     /// The round to fetch.
     #[arg(long)]
     pub round: Option<u64>,
@@ -78,7 +112,7 @@ pub struct FetchArgs {
     pub latest: bool,
     /// Relay base URL, asked in the order given (repeatable). Default: the
     /// League of Entropy relays api.drand.sh, api2.drand.sh, api3.drand.sh,
-    /// drand.cloudflare.com.
+    /// drand.cloudflare.com (required with --chain devnet).
     #[arg(long = "relay", value_name = "URL")]
     pub relays: Vec<String>,
     /// Directory of verified beacons: read first (re-verified), written after
@@ -100,7 +134,7 @@ fn hex_arg(flag: &str, s: &str) -> Result<Vec<u8>, Failure> {
 }
 
 fn verify_cmd(args: &VerifyArgs) -> Result<(), Failure> {
-    let chain = args.chain.chain();
+    let chain = args.chain.chain(&args.devnet)?;
     let signature = hex_arg("signature", &args.signature)?;
     let previous_signature = args
         .previous_signature
@@ -129,7 +163,12 @@ fn verify_cmd(args: &VerifyArgs) -> Result<(), Failure> {
 }
 
 fn fetch_cmd(args: &FetchArgs) -> Result<(), Failure> {
-    let chain = args.chain.chain();
+    let chain = args.chain.chain(&args.devnet)?;
+    if args.chain == ChainName::Devnet && args.relays.is_empty() {
+        return Err(Failure::Usage(anyhow!(
+            "--chain devnet needs --relay (the devnet's drand_url)"
+        )));
+    }
     let relays = if args.relays.is_empty() {
         DEFAULT_RELAYS.iter().map(|r| r.to_string()).collect()
     } else {
