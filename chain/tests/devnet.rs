@@ -188,3 +188,24 @@ fn devnet_chain_is_deterministic_and_clocked() {
     assert_eq!(a.finalized(1_000_000 + 500 * 10), 8);
     assert_eq!(a.timestamp_ms(4), 1_002_000);
 }
+
+#[test]
+fn devnet_chain_hash_lookup_is_bounded() {
+    use grail_chain::devnet::chain::MAX_BLOCK_LOOKUP;
+    // Genesis at the epoch: billions of blocks; a lookup still returns quickly.
+    let chain = DevnetChain::new(b"s", 0, 1000);
+    let best = chain.best(unix_now() * 1000);
+    assert_eq!(chain.number_of(&chain.block_hash(best - 5), best), Some(best - 5));
+    assert_eq!(chain.number_of(&chain.block_hash(best - MAX_BLOCK_LOOKUP), best), None);
+    assert_eq!(chain.number_of(&[0u8; 32], best), None);
+    // Unknown `at` is a JSON-RPC error, malformed params are errors, not panics.
+    let now = unix_now() * 1000;
+    let at = serde_json::json!(format!("0x{}", hex::encode([7u8; 32])));
+    assert!(chain
+        .answer("state_getStorage", &[serde_json::json!("0x00"), at], now)
+        .is_err());
+    assert!(chain.answer("state_getStorage", &[serde_json::json!(5)], now).is_err());
+    assert!(chain.answer("state_getKeysPaged", &[serde_json::json!("0x"), serde_json::json!(1u64 << 40)], now).is_err());
+    assert!(chain.answer("chain_getBlockHash", &[serde_json::json!(-1)], now).is_err());
+    assert!(chain.answer("no_such_method", &[], now).is_err());
+}

@@ -40,6 +40,10 @@ pub const DEFAULT_BLOCK_MS: u64 = 1_000;
 pub const FINALITY_LAG: u64 = 2;
 /// Most keys one `state_getKeysPaged` call returns (subtensor's cap).
 pub const MAX_KEYS_PAGE: u64 = 1_000;
+/// How many of the newest blocks a block hash is looked up among (by
+/// recomputing hashes, newest first): about 36 h of 1 s blocks. An older
+/// block's hash is answered as unknown, and a lookup never takes longer.
+pub const MAX_BLOCK_LOOKUP: u64 = 1 << 17;
 /// Most keys one `state_queryStorageAt` call may ask for.
 pub const MAX_QUERY_KEYS: usize = 1_000;
 
@@ -98,10 +102,13 @@ impl DevnetChain {
         self.best(now_ms).saturating_sub(FINALITY_LAG)
     }
 
-    /// The number of the block with `hash` among blocks `0..=best`. Hashes
-    /// are recomputed newest first; a devnet has few blocks.
-    fn number_of(&self, hash: &[u8], best: u64) -> Option<u64> {
-        (0..=best).rev().find(|&n| self.block_hash(n)[..] == *hash)
+    /// The number of the block with `hash` among the newest
+    /// [`MAX_BLOCK_LOOKUP`] blocks up to `best`.
+    pub fn number_of(&self, hash: &[u8], best: u64) -> Option<u64> {
+        let oldest = best.saturating_sub(MAX_BLOCK_LOOKUP - 1);
+        (oldest..=best)
+            .rev()
+            .find(|&n| self.block_hash(n)[..] == *hash)
     }
 
     fn header(&self, n: u64) -> Value {
