@@ -109,15 +109,22 @@ async fn devnet_relay_serves_404_for_future_rounds() {
     let DrandError::AllRelaysFailed { failures, .. } = err else {
         panic!("unexpected error {err}");
     };
-    assert!(matches!(failures[0].error, RelayError::Status { status: 404 }));
+    assert!(matches!(
+        failures[0].error,
+        RelayError::Status { status: 404 }
+    ));
 }
 
 #[tokio::test]
 async fn quicknet_client_rejects_the_devnet_relay() {
     let devnet = Devnet::start(config()).await.unwrap();
     // Checking /info: the relay has no quicknet chain (404 on quicknet's hash).
-    let client =
-        DrandClient::new(DrandChain::quicknet(), vec![devnet.drand_url()], fast_drand()).unwrap();
+    let client = DrandClient::new(
+        DrandChain::quicknet(),
+        vec![devnet.drand_url()],
+        fast_drand(),
+    )
+    .unwrap();
     assert!(client.fetch(3).await.is_err());
     // Even asked by the devnet hash path, a devnet beacon fails quicknet's key.
     let beacon = devnet.beacon().sign(3);
@@ -132,8 +139,12 @@ async fn quicknet_client_rejects_the_devnet_relay() {
         devnet.drand_chain().period(),
     )
     .unwrap();
-    let client =
-        DrandClient::new(other.chain().clone(), vec![devnet.drand_url()], fast_drand()).unwrap();
+    let client = DrandClient::new(
+        other.chain().clone(),
+        vec![devnet.drand_url()],
+        fast_drand(),
+    )
+    .unwrap();
     assert!(client.fetch(3).await.is_err());
 }
 
@@ -195,8 +206,14 @@ fn devnet_chain_hash_lookup_is_bounded() {
     // Genesis at the epoch: billions of blocks; a lookup still returns quickly.
     let chain = DevnetChain::new(b"s", 0, 1000);
     let best = chain.best(unix_now() * 1000);
-    assert_eq!(chain.number_of(&chain.block_hash(best - 5), best), Some(best - 5));
-    assert_eq!(chain.number_of(&chain.block_hash(best - MAX_BLOCK_LOOKUP), best), None);
+    assert_eq!(
+        chain.number_of(&chain.block_hash(best - 5), best),
+        Some(best - 5)
+    );
+    assert_eq!(
+        chain.number_of(&chain.block_hash(best - MAX_BLOCK_LOOKUP), best),
+        None
+    );
     assert_eq!(chain.number_of(&[0u8; 32], best), None);
     // Unknown `at` is a JSON-RPC error, malformed params are errors, not panics.
     let now = unix_now() * 1000;
@@ -204,8 +221,18 @@ fn devnet_chain_hash_lookup_is_bounded() {
     assert!(chain
         .answer("state_getStorage", &[serde_json::json!("0x00"), at], now)
         .is_err());
-    assert!(chain.answer("state_getStorage", &[serde_json::json!(5)], now).is_err());
-    assert!(chain.answer("state_getKeysPaged", &[serde_json::json!("0x"), serde_json::json!(1u64 << 40)], now).is_err());
-    assert!(chain.answer("chain_getBlockHash", &[serde_json::json!(-1)], now).is_err());
+    assert!(chain
+        .answer("state_getStorage", &[serde_json::json!(5)], now)
+        .is_err());
+    assert!(chain
+        .answer(
+            "state_getKeysPaged",
+            &[serde_json::json!("0x"), serde_json::json!(1u64 << 40)],
+            now
+        )
+        .is_err());
+    assert!(chain
+        .answer("chain_getBlockHash", &[serde_json::json!(-1)], now)
+        .is_err());
     assert!(chain.answer("no_such_method", &[], now).is_err());
 }

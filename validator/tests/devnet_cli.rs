@@ -86,8 +86,8 @@ fn devnet_serve_answers_chain_and_drand_queries_then_stops_on_sigint() {
     )
     .unwrap();
     assert_eq!(chain.hash_hex(), f["drand_chain_hash"]);
-    let client = DrandClient::new(chain, vec![f["drand_url"].clone()], ClientConfig::default())
-        .unwrap();
+    let client =
+        DrandClient::new(chain, vec![f["drand_url"].clone()], ClientConfig::default()).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -89,7 +89,8 @@ impl DevnetChain {
 
     /// `Timestamp.Now` of block `n`.
     pub fn timestamp_ms(&self, n: u64) -> u64 {
-        self.genesis_ms.saturating_add(n.saturating_mul(self.block_ms))
+        self.genesis_ms
+            .saturating_add(n.saturating_mul(self.block_ms))
     }
 
     /// The best block at `now_ms`.
@@ -172,7 +173,9 @@ impl DevnetChain {
             "state_getStorage" => {
                 let key = param_bytes(params.first())?;
                 let n = self.at(params.get(1), best)?;
-                Ok(self.storage_at(&key, n).map_or(Value::Null, |v| json!(hex0x(&v))))
+                Ok(self
+                    .storage_at(&key, n)
+                    .map_or(Value::Null, |v| json!(hex0x(&v))))
             }
             "state_getKeysPaged" => {
                 let prefix = param_bytes(params.first())?;

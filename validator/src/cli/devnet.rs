@@ -9,7 +9,9 @@
 use std::io::Write;
 
 use anyhow::Context;
-use grail_chain::devnet::{Devnet, DevnetConfig, DEFAULT_BLOCK_MS, DEFAULT_DRAND_PERIOD_S, DEFAULT_SEED};
+use grail_chain::devnet::{
+    Devnet, DevnetConfig, DEFAULT_BLOCK_MS, DEFAULT_DRAND_PERIOD_S, DEFAULT_SEED,
+};
 
 use super::Failure;
 
