@@ -221,3 +221,28 @@ fn usage_errors_exit_2_and_invalid_completion_exits_1() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not UTF-8"));
 }
+
+/// A stdout that cannot be written (here `/dev/full`; likewise a closed
+/// pipe) is an I/O error with exit 2, never a panic (exit 101).
+#[cfg(target_os = "linux")]
+#[test]
+fn unwritable_stdout_is_exit_2_not_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    for args in [
+        &["challenge", "--kind", "sat", "--seed", SEED, "--dimacs"][..],
+        &["challenge", "--kind", "math", "--seed", SEED],
+        &["keys", "show", "--dev", "alice"],
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_grail"))
+            .args(args)
+            .stdout(full.try_clone().unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("writing to stdout"), "{args:?}: {err}");
+    }
+}

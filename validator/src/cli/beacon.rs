@@ -5,14 +5,13 @@
 //! 1 invalid, 2 usage error. `grail beacon fetch` asks relays (in order, with
 //! failover) for a beacon, verifies it and prints it as JSON; exit 1 when no
 //! relay served a valid one. Neither ever falls back to local randomness.
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
 use grail_chain::drand::{BeaconCache, ClientConfig, DrandClient, DrandError, DEFAULT_RELAYS};
 use grail_core::beacon::{randomness_of, verify, Beacon, DrandChain, VerifiedBeacon};
 
-use super::Failure;
+use super::{print_out, Failure};
 
 /// A pinned drand chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -154,7 +153,7 @@ fn verify_cmd(args: &VerifyArgs) -> Result<(), Failure> {
         randomness,
     };
     let v = verify(&chain, &beacon).map_err(|e| Failure::Invalid(e.into()))?;
-    emit(&format!(
+    print_out(&format!(
         "valid: {} round {} randomness {}",
         chain.name(),
         v.round(),
@@ -194,7 +193,7 @@ fn fetch_cmd(args: &FetchArgs) -> Result<(), Failure> {
         e @ DrandError::AllRelaysFailed { .. } => Failure::Invalid(e.into()),
         e => Failure::Usage(e.into()),
     })?;
-    emit(&beacon_json(&chain, &v).to_string())
+    print_out(&beacon_json(&chain, &v).to_string())
 }
 
 fn beacon_json(chain: &DrandChain, v: &VerifiedBeacon) -> serde_json::Value {
@@ -209,13 +208,4 @@ fn beacon_json(chain: &DrandChain, v: &VerifiedBeacon) -> serde_json::Value {
         j["previous_signature"] = hex::encode(p).into();
     }
     j
-}
-
-fn emit(line: &str) -> Result<(), Failure> {
-    // Not `println!`: a closed stdout must be an error, not a panic.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .context("writing to stdout")
-        .map_err(Failure::Usage)
 }

@@ -13,12 +13,11 @@
 //! valid (unknown block, malformed hash); 2 usage, an unreachable node, or a
 //! node that refused the request.
 use std::ffi::OsString;
-use std::io::Write;
 
 use anyhow::{anyhow, Context};
 use grail_chain::subtensor::{self, Header, SubtensorClient, SubtensorError};
 
-use super::Failure;
+use super::{print_out, Failure};
 
 /// Environment variable: subtensor endpoint URL when no flag names a node (btcli's name).
 pub const ENV_SUBTENSOR_CHAIN_ENDPOINT: &str = "BT_SUBTENSOR_CHAIN_ENDPOINT";
@@ -136,12 +135,7 @@ fn print_header(header: &Header, json: bool) -> Result<(), Failure> {
     } else {
         format!("{} {hash}", header.number)
     };
-    // Not `println!`: a closed stdout must be an error, not a panic.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .context("writing to stdout")
-        .map_err(Failure::Usage)
+    print_out(&line)
 }
 
 #[cfg(test)]

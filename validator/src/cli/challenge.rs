@@ -13,7 +13,7 @@ use anyhow::anyhow;
 use grail_challenges::{assignment, Difficulty, Kind, Problem, MAX_DIFFICULTY, MIN_DIFFICULTY};
 use serde_json::{json, Value};
 
-use super::Failure;
+use super::{print_out, Failure};
 
 /// Largest completion file `score` reads (16 MiB).
 pub const MAX_COMPLETION_FILE_BYTES: u64 = 16 << 20;
@@ -120,23 +120,23 @@ fn print_problem(args: &Args, pa: &ProblemArgs) -> Result<(), Failure> {
         let Problem::Sat(s) = &p else {
             return Err(Failure::Usage(anyhow!("--dimacs needs --kind sat")));
         };
-        print!("{}", s.to_dimacs());
+        print_out(s.to_dimacs().trim_end())
     } else if args.json {
         let out = serde_json::to_string_pretty(&to_json(&p, difficulty, &pa.seed))
             .map_err(|e| Failure::Usage(anyhow!("cannot print JSON: {e}")))?;
-        println!("{out}");
+        print_out(&out)
     } else {
-        println!(
-            "kind: {}  difficulty: {}",
+        let mut text = format!(
+            "kind: {}  difficulty: {}\n",
             p.kind().name(),
             difficulty.level()
         );
         for m in p.messages() {
-            println!("--- {:?}\n{}", m.role, m.content);
+            text += &format!("--- {:?}\n{}\n", m.role, m.content);
         }
-        println!("--- reference answer\n{}", p.reference_answer());
+        text += &format!("--- reference answer\n{}", p.reference_answer());
+        print_out(&text)
     }
-    Ok(())
 }
 
 fn score(args: &ScoreArgs) -> Result<(), Failure> {
@@ -159,8 +159,7 @@ fn score(args: &ScoreArgs) -> Result<(), Failure> {
     let r = p.score(&text);
     let out = serde_json::to_string_pretty(&r)
         .map_err(|e| Failure::Usage(anyhow!("cannot print JSON: {e}")))?;
-    println!("{out}");
-    Ok(())
+    print_out(&out)
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {

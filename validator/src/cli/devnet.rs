@@ -6,14 +6,13 @@
 //! `drand_genesis_time T` and `drand_period P`: what a client needs to pin
 //! the devnet's drand chain (`DrandChain::devnet(public_key, genesis_time,
 //! period)`). Exit codes: 0 stopped by Ctrl-C, 2 usage or a port in use.
-use std::io::Write;
 
 use anyhow::Context;
 use grail_chain::devnet::{
     Devnet, DevnetConfig, DEFAULT_BLOCK_MS, DEFAULT_DRAND_PERIOD_S, DEFAULT_SEED,
 };
 
-use super::Failure;
+use super::{print_out, Failure};
 
 /// `grail devnet` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -91,13 +90,7 @@ pub fn run(cmd: &DevnetCommand) -> Result<(), Failure> {
             chain.genesis_time(),
             chain.period(),
         );
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(text.as_bytes())
-            .and_then(|()| stdout.flush())
-            .context("writing to stdout")
-            .map_err(Failure::Usage)?;
-        drop(stdout);
+        print_out(text.trim_end_matches('\n'))?;
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")

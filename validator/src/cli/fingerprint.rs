@@ -1,11 +1,9 @@
 //! `grail fingerprint`: print the weight fingerprint of a model directory.
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use grail_core::tensors::fingerprint_model_dir;
 
-use super::Failure;
+use super::{print_out, Failure};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,8 +25,5 @@ pub fn run(args: &Args) -> Result<(), Failure> {
         }
     })?;
     tracing::debug!(model = %args.model.display(), %fingerprint, "fingerprinted");
-    // Not `println!`: a closed stdout must be an error, not a panic.
-    writeln!(std::io::stdout().lock(), "{fingerprint}")
-        .context("cannot write to stdout")
-        .map_err(Failure::Usage)
+    print_out(&fingerprint.to_string())
 }

@@ -1,6 +1,7 @@
 //! `grail inspect FILE [--json]`: print a window file and check its
 //! signatures. Exit 0 when it decodes and every signature verifies, 1 when the
 //! content is invalid, 2 when the file cannot be read.
+use std::fmt::Write as _;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -10,7 +11,7 @@ use grail_core::params::MAX_WINDOW_FILE_BYTES;
 use grail_core::wire::{RolloutRecord, WindowFile, WindowHeader};
 use serde_json::{json, Value};
 
-use super::Failure;
+use super::{print_out, Failure};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -78,12 +79,13 @@ fn to_json(f: &WindowFile, verdicts: &[Result<(), keys::KeyError>]) -> Value {
     })
 }
 
-fn print_summary(
+fn summary(
     path: &std::path::Path,
     len: usize,
     f: &WindowFile,
     verdicts: &[Result<(), keys::KeyError>],
-) {
+) -> String {
+    let mut out = String::new();
     let h = &f.header;
     let groups = {
         let mut g: Vec<u32> = f.rollouts.iter().map(|r| r.problem_index).collect();
@@ -92,18 +94,27 @@ fn print_summary(
     };
     let prompt: usize = f.rollouts.iter().map(|r| r.prompt.len()).sum();
     let completion: usize = f.rollouts.iter().map(|r| r.commitments.len()).sum();
-    println!("window file {} ({len} bytes)", path.display());
-    println!("  netuid      {}", h.netuid);
-    println!("  window      {}", h.window);
-    println!("  hotkey      {}", Hotkey::from_bytes(h.hotkey).to_ss58());
-    println!("  model       {}", hex::encode(h.model_fingerprint));
-    println!(
+    let _ = writeln!(out, "window file {} ({len} bytes)", path.display());
+    let _ = writeln!(out, "  netuid      {}", h.netuid);
+    let _ = writeln!(out, "  window      {}", h.window);
+    let _ = writeln!(
+        out,
+        "  hotkey      {}",
+        Hotkey::from_bytes(h.hotkey).to_ss58()
+    );
+    let _ = writeln!(out, "  model       {}", hex::encode(h.model_fingerprint));
+    let _ =
+        writeln!(out,
         "  rollouts    {} in {groups} groups; {prompt} prompt and {completion} completion tokens",
         f.rollouts.len()
     );
-    println!("  problem rollout  prompt  compl   temp  reward  advantage  mean_logprob  signature");
+    let _ = writeln!(
+        out,
+        "  problem rollout  prompt  compl   temp  reward  advantage  mean_logprob  signature"
+    );
     for (r, v) in f.rollouts.iter().zip(verdicts) {
-        println!(
+        let _ = writeln!(
+            out,
             "  {:>7} {:>7} {:>7} {:>6} {:>6.3} {:>7.3} {:>10.4} {:>13.4}  {}",
             r.problem_index,
             r.rollout_index,
@@ -120,10 +131,12 @@ fn print_summary(
         );
     }
     let bad = verdicts.iter().filter(|v| v.is_err()).count();
-    println!(
+    let _ = writeln!(
+        out,
         "  signatures  {} valid, {bad} invalid",
         verdicts.len() - bad
     );
+    out
 }
 
 pub fn run(args: &Args) -> Result<(), Failure> {
@@ -139,9 +152,9 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     if args.json {
         let out = serde_json::to_string_pretty(&to_json(&file, &verdicts))
             .map_err(|e| Failure::Usage(anyhow!("cannot print JSON: {e}")))?;
-        println!("{out}");
+        print_out(&out)?;
     } else {
-        print_summary(&args.file, bytes.len(), &file, &verdicts);
+        print_out(summary(&args.file, bytes.len(), &file, &verdicts).trim_end())?;
     }
     let bad: Vec<String> = file
         .rollouts

@@ -10,14 +10,13 @@
 //! given on the command line, so a `BT_WALLET_NAME` exported in the shell
 //! would make every `--dev` invocation a flag conflict.
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use grail_core::keys::{Hotkey, Keypair};
 use grail_core::wallet::{self, WalletError};
 
-use super::Failure;
+use super::{print_out, Failure};
 
 /// Environment variable: wallet directory when `--wallet.path` is not given (btcli's name).
 pub const ENV_WALLET_PATH: &str = "BT_WALLET_PATH";
@@ -155,12 +154,7 @@ fn print_hotkey(hotkey: &Hotkey, json: bool) -> Result<(), Failure> {
     } else {
         hotkey.to_ss58()
     };
-    // Not `println!`: a closed stdout must be an error, not a panic.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .context("writing to stdout")
-        .map_err(Failure::Usage)
+    print_out(&line)
 }
 
 #[cfg(test)]

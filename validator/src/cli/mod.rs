@@ -13,6 +13,16 @@ pub mod fingerprint;
 pub mod inspect;
 pub mod keys;
 
+/// Write `text` and a newline to stdout. Not `println!`: a closed stdout
+/// (`grail inspect FILE | head -1`) must be an error (exit 2), not a panic.
+pub fn print_out(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("writing to stdout: {e}")))
+}
+
 /// Why a subcommand did not succeed, which decides the exit code.
 #[derive(Debug)]
 pub enum Failure {
