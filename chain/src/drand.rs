@@ -27,6 +27,8 @@ use grail_core::beacon::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::http::{read_body_capped, Backoff, BodyError};
+
 /// Time limit for one HTTP request (connect, headers and body).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts per relay for transient failures (transport errors, timeouts,
@@ -503,21 +505,20 @@ impl DrandClient {
     /// GET `{relay}/{chain_hash}/{path}` with retries of transient failures.
     async fn get(&self, relay: &str, path: &str) -> Result<Vec<u8>, RelayError> {
         let url = format!("{relay}/{}/{path}", self.chain.hash_hex());
-        let attempts = self.config.attempts.max(1);
-        let mut delay = self.config.backoff_initial;
-        let mut attempt = 1;
-        loop {
-            match self.get_once(&url).await {
-                Ok(body) => return Ok(body),
-                Err(e) if e.is_transient() && attempt < attempts => {
+        let backoff = Backoff {
+            attempts: self.config.attempts,
+            initial: self.config.backoff_initial,
+            max: self.config.backoff_max,
+        };
+        backoff
+            .run(
+                RelayError::is_transient,
+                |attempt, _, e| {
                     tracing::debug!(url = %url, attempt, error = %e, "drand request failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.config.backoff_max);
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+                },
+                || self.get_once(&url),
+            )
+            .await
     }
 
     async fn get_once(&self, url: &str) -> Result<Vec<u8>, RelayError> {
@@ -539,24 +540,14 @@ impl DrandClient {
                 status: status.as_u16(),
             });
         }
-        if resp
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
-        {
-            return Err(RelayError::BodyTooLarge {
-                limit: MAX_BODY_BYTES,
-            });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(classify)? {
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(RelayError::BodyTooLarge {
+        read_body_capped(&mut resp, MAX_BODY_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => RelayError::BodyTooLarge {
                     limit: MAX_BODY_BYTES,
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+                },
+                BodyError::Read(e) => classify(e),
+            })
     }
 }
 

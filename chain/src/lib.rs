@@ -8,4 +8,5 @@
 
 pub mod devnet;
 pub mod drand;
+mod http;
 pub mod subtensor;

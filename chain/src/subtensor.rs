@@ -23,6 +23,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::http::{read_body_capped, Backoff, BodyError};
+
 /// Timeout of one HTTP request, connection and body included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts per RPC call (the first try plus retries) before a transport
@@ -698,27 +700,27 @@ impl SubtensorClient {
     /// POST one JSON-RPC request, retrying transport errors and HTTP 5xx / 429.
     /// Returns the `result` (possibly `null`).
     async fn call(&self, method: &'static str, params: Value) -> Result<Value> {
-        let mut backoff = self.options.initial_backoff;
-        let mut attempt = 1;
-        loop {
-            match self.call_once(method, &params).await {
-                Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < self.options.max_attempts => {
+        let backoff = Backoff {
+            attempts: self.options.max_attempts,
+            initial: self.options.initial_backoff,
+            max: MAX_BACKOFF,
+        };
+        backoff
+            .run(
+                SubtensorError::is_retryable,
+                |attempt, wait, e| {
                     tracing::warn!(
                         method,
                         endpoint = %self.endpoint,
                         attempt,
-                        backoff_ms = backoff.as_millis() as u64,
+                        backoff_ms = wait.as_millis() as u64,
                         error = %e,
                         "subtensor request failed; retrying"
                     );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+                },
+                || self.call_once(method, &params),
+            )
+            .await
     }
 
     async fn call_once(&self, method: &'static str, params: &Value) -> Result<Value> {
@@ -745,19 +747,12 @@ impl SubtensorClient {
             endpoint: self.endpoint.clone(),
             limit: MAX_RESPONSE_BYTES,
         };
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_body_capped(&mut response, MAX_RESPONSE_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => too_large(),
+                BodyError::Read(e) => transport(e),
+            })?;
         let parsed: RpcResponse =
             serde_json::from_slice(&bytes).map_err(|e| SubtensorError::InvalidJson {
                 method,
