@@ -7,11 +7,11 @@
 //! relay served a valid one. Neither ever falls back to local randomness.
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use grail_chain::drand::{BeaconCache, ClientConfig, DrandClient, DrandError, DEFAULT_RELAYS};
 use grail_core::beacon::{randomness_of, verify, Beacon, DrandChain, VerifiedBeacon};
 
-use super::{print_out, Failure};
+use super::{current_thread_runtime, print_out, Failure};
 
 /// A pinned drand chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -178,11 +178,7 @@ fn fetch_cmd(args: &FetchArgs) -> Result<(), Failure> {
     if let Some(dir) = &args.cache {
         client = client.with_cache(BeaconCache::open(dir).map_err(|e| Failure::Usage(e.into()))?);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .map_err(Failure::Usage)?;
+    let runtime = current_thread_runtime()?;
     let result = runtime.block_on(async {
         match args.round {
             Some(round) => client.fetch(round).await,

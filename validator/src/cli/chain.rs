@@ -14,10 +14,10 @@
 //! node that refused the request.
 use std::ffi::OsString;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use grail_chain::subtensor::{self, Header, SubtensorClient, SubtensorError};
 
-use super::{print_out, Failure};
+use super::{current_thread_runtime, print_out, Failure};
 
 /// Environment variable: subtensor endpoint URL when no flag names a node (btcli's name).
 pub const ENV_SUBTENSOR_CHAIN_ENDPOINT: &str = "BT_SUBTENSOR_CHAIN_ENDPOINT";
@@ -71,11 +71,7 @@ pub fn run(cmd: &ChainCommand) -> Result<(), Failure> {
     let endpoint = resolve(node, &|name| std::env::var_os(name))?;
     tracing::debug!(endpoint = %endpoint, "subtensor endpoint");
     let client = SubtensorClient::new(&endpoint).map_err(chain_failure)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .map_err(Failure::Usage)?;
+    let runtime = current_thread_runtime()?;
     let header = runtime.block_on(async {
         match cmd {
             ChainCommand::Head(_) => client.best_head().await.map_err(chain_failure),

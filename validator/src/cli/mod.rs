@@ -23,6 +23,14 @@ pub fn print_out(text: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::Usage(anyhow::anyhow!("writing to stdout: {e}")))
 }
 
+/// A single-threaded async runtime for a subcommand's network calls.
+pub fn current_thread_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("starting the async runtime: {e}")))
+}
+
 /// Why a subcommand did not succeed, which decides the exit code.
 #[derive(Debug)]
 pub enum Failure {
