@@ -434,11 +434,25 @@ impl ModelFiles {
 
     /// The tensor called `name`, if the model has one.
     pub fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
-        let i = self
-            .tensors
+        self.tensor_index(name).map(|i| self.tensor_at(i))
+    }
+
+    /// Position of the tensor called `name` in [`ModelFiles::tensors`]'s
+    /// order, for later access through [`ModelFiles::tensor_at`] without a
+    /// name lookup (the inference engine keeps these instead of borrowing
+    /// views).
+    pub fn tensor_index(&self, name: &str) -> Option<usize> {
+        self.tensors
             .binary_search_by(|t| t.name.as_bytes().cmp(name.as_bytes()))
-            .ok()?;
-        Some(self.view(&self.tensors[i]))
+            .ok()
+    }
+
+    /// The tensor at `index` of [`ModelFiles::tensors`]'s order.
+    ///
+    /// # Panics
+    /// If `index >= self.len()`.
+    pub fn tensor_at(&self, index: usize) -> TensorView<'_> {
+        self.view(&self.tensors[index])
     }
 
     /// The weight fingerprint of the model ([`fingerprint::fingerprint`]

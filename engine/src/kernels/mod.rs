@@ -1,0 +1,458 @@
+//! The engine's numeric kernels on CPU: weight conversion, the matrix
+//! product, RMSNorm, rotary embedding, SiLU-gate and attention.
+//!
+//! Every output element is computed by one fixed sequence of operations that
+//! does not depend on the thread count or on how work is split, so a given
+//! machine gives the same bits whether it runs on 2 threads or 64. The AVX2
+//! path and the portable path differ only by FMA rounding.
+
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+/// Storage type of a weight matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WDtype {
+    F32,
+    BF16,
+    F16,
+}
+
+impl WDtype {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            WDtype::F32 => 4,
+            WDtype::BF16 | WDtype::F16 => 2,
+        }
+    }
+}
+
+/// A row-major `rows x cols` matrix in its stored bytes (little-endian, any
+/// alignment).
+#[derive(Debug, Clone, Copy)]
+pub struct Mat<'a> {
+    pub data: &'a [u8],
+    pub dtype: WDtype,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Mat<'_> {
+    /// Row `r` converted to f32 into `out` (`out.len() == cols`).
+    pub fn row_into(&self, r: usize, out: &mut [f32]) {
+        let n = self.cols * self.dtype.size();
+        to_f32(self.dtype, &self.data[r * n..(r + 1) * n], out);
+    }
+}
+
+pub(crate) fn bf16_to_f32_portable(src: &[u8], dst: &mut [f32]) {
+    for (o, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
+        *o = f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16);
+    }
+}
+
+pub(crate) fn f16_to_f32_portable(src: &[u8], dst: &mut [f32]) {
+    for (o, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
+        *o = half::f16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
+    }
+}
+
+/// Converts `dst.len()` stored elements of `dtype` from `src` to f32.
+pub fn to_f32(dtype: WDtype, src: &[u8], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len() * dtype.size());
+    match dtype {
+        WDtype::F32 => {
+            for (o, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        WDtype::BF16 => {
+            #[cfg(target_arch = "x86_64")]
+            if x86::bf16_to_f32(src, dst) {
+                return;
+            }
+            bf16_to_f32_portable(src, dst)
+        }
+        WDtype::F16 => {
+            #[cfg(target_arch = "x86_64")]
+            if x86::f16_to_f32(src, dst) {
+                return;
+            }
+            f16_to_f32_portable(src, dst)
+        }
+    }
+}
+
+/// Portable twin of the AVX2 tile: 8 lane accumulators per output, lanes
+/// reduced as (0+4, 1+5, 2+6, 3+7) -> (0+2, 1+3) -> 0+1, then the tail.
+fn dot_tile_portable(w: &[f32], rows: usize, x: &[f32], mb: usize, k: usize, out: &mut [f32]) {
+    let k8 = k / 8 * 8;
+    for r in 0..rows {
+        let wr = &w[r * k..(r + 1) * k];
+        for b in 0..mb {
+            let xb = &x[b * k..(b + 1) * k];
+            let mut acc = [0f32; 8];
+            for (wc, xc) in wr[..k8].chunks_exact(8).zip(xb[..k8].chunks_exact(8)) {
+                for l in 0..8 {
+                    acc[l] += wc[l] * xc[l];
+                }
+            }
+            let s4 = [
+                acc[0] + acc[4],
+                acc[1] + acc[5],
+                acc[2] + acc[6],
+                acc[3] + acc[7],
+            ];
+            let s2 = [s4[0] + s4[2], s4[1] + s4[3]];
+            let mut s = s2[0] + s2[1];
+            for j in k8..k {
+                s += wr[j] * xb[j];
+            }
+            out[r * mb + b] = s;
+        }
+    }
+}
+
+fn dot_tile(w: &[f32], rows: usize, x: &[f32], mb: usize, k: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if x86::dot_tile(w, rows, x, mb, k, out) {
+        return;
+    }
+    dot_tile_portable(w, rows, x, mb, k, out)
+}
+
+/// Weight rows per register tile.
+const TILE_ROWS: usize = 4;
+/// Activation rows per register tile.
+const TILE_MB: usize = 3;
+/// Weight rows per parallel task.
+const TASK_ROWS: usize = 16;
+/// Activation rows per pass over the weights (they stay in L2 while the
+/// weights stream through once).
+const PASS_ROWS: usize = 48;
+
+thread_local! {
+    static ROWBUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `out (m x n) = x (m x k) * w^T (+ bias)`, `w` being `n x k`, accumulating
+/// in f32. Weights are converted to f32 four rows at a time, in cache, and
+/// each converted row meets up to 48 activation rows, so a decode step (m =
+/// batch) streams every weight byte once.
+pub fn matmul(x: &[f32], m: usize, w: &Mat, bias: Option<&[f32]>, out: &mut [f32]) {
+    let (n, k) = (w.rows, w.cols);
+    assert_eq!(x.len(), m * k, "matmul: x is not {m} x {k}");
+    assert_eq!(out.len(), m * n, "matmul: out is not {m} x {n}");
+    assert_eq!(w.data.len(), n * k * w.dtype.size(), "matmul: weight bytes");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n);
+    }
+    let mut tmp = vec![0f32; m.min(PASS_ROWS) * n];
+    for m0 in (0..m).step_by(PASS_ROWS) {
+        let mt = PASS_ROWS.min(m - m0);
+        let xt = &x[m0 * k..(m0 + mt) * k];
+        // tmp is transposed: tmp[j * mt + i] = out[m0 + i][j]
+        tmp[..n * mt]
+            .par_chunks_mut(TASK_ROWS * mt)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                ROWBUF.with(|buf| {
+                    let mut buf = buf.borrow_mut();
+                    buf.resize(TILE_ROWS * k, 0.0);
+                    let rows = chunk.len() / mt;
+                    let mut res = [0f32; TILE_ROWS * TILE_MB];
+                    for r0 in (0..rows).step_by(TILE_ROWS) {
+                        let rr = TILE_ROWS.min(rows - r0);
+                        for r in 0..rr {
+                            w.row_into(c * TASK_ROWS + r0 + r, &mut buf[r * k..(r + 1) * k]);
+                        }
+                        for b0 in (0..mt).step_by(TILE_MB) {
+                            let bb = TILE_MB.min(mt - b0);
+                            dot_tile(&buf, rr, &xt[b0 * k..], bb, k, &mut res);
+                            for r in 0..rr {
+                                for b in 0..bb {
+                                    chunk[(r0 + r) * mt + b0 + b] = res[r * bb + b];
+                                }
+                            }
+                        }
+                    }
+                })
+            });
+        for i in 0..mt {
+            let row = &mut out[(m0 + i) * n..(m0 + i + 1) * n];
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = tmp[j * mt + i];
+            }
+            if let Some(b) = bias {
+                for (o, bj) in row.iter_mut().zip(b) {
+                    *o += bj;
+                }
+            }
+        }
+    }
+}
+
+/// 8-lane dot product (vectorizes without reassociation flags).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut out = [0f32];
+    dot_tile(a, 1, b, 1, a.len(), &mut out);
+    out[0]
+}
+
+/// RMSNorm of each `d`-row of `x` into `out`, as transformers computes it:
+/// `w * (x * rsqrt(mean(x^2) + eps))`, the mean accumulated in f64 and the
+/// scale applied in f32.
+pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let d = w.len();
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let ss: f64 = xr.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        let var = (ss / d as f64) as f32;
+        let scale = 1.0 / (var + eps).sqrt();
+        for ((o, &v), &g) in or.iter_mut().zip(xr).zip(w) {
+            *o = g * (v * scale);
+        }
+    }
+}
+
+/// `a = silu(g) * u` elementwise, `silu(x) = x / (1 + exp(-x))`.
+pub fn silu_mul(g: &mut [f32], u: &[f32]) {
+    for (a, &b) in g.iter_mut().zip(u) {
+        *a = *a / (1.0 + (-*a).exp()) * b;
+    }
+}
+
+/// Rotates each `head_dim`-sized head of `x` (one token's q or k) for
+/// `position`, in transformers' "rotate half" layout: element `i` pairs with
+/// `i + head_dim/2`, both using frequency `inv_freq[i]`.
+pub fn rope(x: &mut [f32], head_dim: usize, inv_freq: &[f32], position: usize) {
+    let half = head_dim / 2;
+    let pos = position as f32;
+    let mut cs = [(0f32, 0f32); 1024];
+    for (c, &f) in cs.iter_mut().zip(inv_freq) {
+        let angle = pos * f;
+        *c = (angle.cos(), angle.sin());
+    }
+    for h in x.chunks_exact_mut(head_dim) {
+        let (a, b) = h.split_at_mut(half);
+        for ((x1, x2), &(cos, sin)) in a.iter_mut().zip(b.iter_mut()).zip(&cs[..half]) {
+            let (v1, v2) = (*x1, *x2);
+            *x1 = v1 * cos - v2 * sin;
+            *x2 = v2 * cos + v1 * sin;
+        }
+    }
+}
+
+/// Causal attention of one query head over `len` cached positions
+/// (`keys`, `values`: `len x d`), into `out` (`d`). `scores` is scratch of
+/// at least `len`.
+pub fn attend(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    len: usize,
+    scale: f32,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let d = q.len();
+    scores.clear();
+    let mut max = f32::NEG_INFINITY;
+    for kj in keys[..len * d].chunks_exact(d) {
+        let s = dot(q, kj) * scale;
+        max = max.max(s);
+        scores.push(s);
+    }
+    let mut sum = 0f32;
+    for s in scores.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    out.fill(0.0);
+    for (p, vj) in scores.iter().zip(values[..len * d].chunks_exact(d)) {
+        let p = p / sum;
+        for (o, &v) in out.iter_mut().zip(vj) {
+            *o += p * v;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn naive(x: &[f32], m: usize, w: &[f32], n: usize, k: usize) -> Vec<f32> {
+        let mut out = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k)
+                    .map(|t| f64::from(x[i * k + t]) * f64::from(w[j * k + t]))
+                    .sum::<f64>() as f32;
+            }
+        }
+        out
+    }
+
+    fn bytes_of(w: &[f32], dtype: WDtype) -> (Vec<u8>, Vec<f32>) {
+        // returns stored bytes and the f32 values they decode to
+        let mut bytes = Vec::new();
+        let mut vals = Vec::new();
+        for &v in w {
+            match dtype {
+                WDtype::F32 => {
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                    vals.push(v);
+                }
+                WDtype::BF16 => {
+                    let h = half::bf16::from_f32(v);
+                    bytes.extend_from_slice(&h.to_bits().to_le_bytes());
+                    vals.push(h.to_f32());
+                }
+                WDtype::F16 => {
+                    let h = half::f16::from_f32(v);
+                    bytes.extend_from_slice(&h.to_bits().to_le_bytes());
+                    vals.push(h.to_f32());
+                }
+            }
+        }
+        (bytes, vals)
+    }
+
+    #[test]
+    fn matmul_matches_f64_reference_for_all_shapes_and_dtypes() {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (1, 7, 9),
+            (2, 33, 8),
+            (3, 16, 64),
+            (5, 17, 100),
+            (16, 70, 129),
+            (50, 37, 31),
+            (97, 5, 300),
+        ] {
+            for dtype in [WDtype::F32, WDtype::BF16, WDtype::F16] {
+                let x = rand_vec(m * k, 1 + m as u64);
+                let (bytes, wv) = bytes_of(&rand_vec(n * k, 7 + n as u64), dtype);
+                let bias = rand_vec(n, 3);
+                let w = Mat {
+                    data: &bytes,
+                    dtype,
+                    rows: n,
+                    cols: k,
+                };
+                let mut out = vec![f32::NAN; m * n];
+                matmul(&x, m, &w, Some(&bias), &mut out);
+                let want = naive(&x, m, &wv, n, k);
+                for (i, (o, r)) in out.iter().zip(&want).enumerate() {
+                    let r = r + bias[i % n];
+                    assert!(
+                        (o - r).abs() <= 1e-5 * (1.0 + k as f32),
+                        "{m}x{n}x{k} {dtype:?} [{i}]: {o} vs {r}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn simd_and_portable_paths_agree() {
+        for &(rows, mb, k) in &[(1, 1, 5), (4, 3, 64), (2, 2, 77), (3, 1, 1000)] {
+            let w = rand_vec(rows * k, 11);
+            let x = rand_vec(mb * k, 12);
+            let mut a = vec![0f32; rows * mb];
+            let mut b = vec![0f32; rows * mb];
+            dot_tile(&w, rows, &x, mb, k, &mut a);
+            dot_tile_portable(&w, rows, &x, mb, k, &mut b);
+            for (p, q) in a.iter().zip(&b) {
+                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{p} vs {q}");
+            }
+        }
+        let src: Vec<u8> = (0..200u32)
+            .flat_map(|i| (i.wrapping_mul(2654435761) as u16).to_le_bytes())
+            .collect();
+        for dtype in [WDtype::BF16, WDtype::F16] {
+            let mut a = vec![0f32; 100];
+            let mut b = vec![0f32; 100];
+            to_f32(dtype, &src, &mut a);
+            match dtype {
+                WDtype::BF16 => bf16_to_f32_portable(&src, &mut b),
+                _ => f16_to_f32_portable(&src, &mut b),
+            }
+            for (p, q) in a.iter().zip(&b) {
+                assert!(p.to_bits() == q.to_bits() || (p.is_nan() && q.is_nan()));
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_is_independent_of_thread_count() {
+        let (m, n, k) = (20, 300, 257);
+        let x = rand_vec(m * k, 5);
+        let (bytes, _) = bytes_of(&rand_vec(n * k, 6), WDtype::BF16);
+        let w = Mat {
+            data: &bytes,
+            dtype: WDtype::BF16,
+            rows: n,
+            cols: k,
+        };
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![0f32; m * n];
+            pool.install(|| matmul(&x, m, &w, None, &mut out));
+            out
+        };
+        let one = run(1);
+        assert!(one
+            .iter()
+            .zip(run(3))
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    #[test]
+    fn rope_rotates_pairs_and_preserves_norm() {
+        let mut x = rand_vec(16, 9);
+        let before: f32 = x.iter().map(|v| v * v).sum();
+        let inv: Vec<f32> = (0..4)
+            .map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / 8.0))
+            .collect();
+        let orig = x.clone();
+        rope(&mut x, 8, &inv, 0);
+        assert_eq!(x, orig, "position 0 is the identity");
+        rope(&mut x, 8, &inv, 5);
+        let after: f32 = x.iter().map(|v| v * v).sum();
+        assert!((before - after).abs() < 1e-4);
+        // element 0 pairs with element 4 at frequency 1: angle 5
+        let (c, s) = (5f32.cos(), 5f32.sin());
+        assert!((x[0] - (orig[0] * c - orig[4] * s)).abs() < 1e-6);
+        assert!((x[4] - (orig[4] * c + orig[0] * s)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn attention_weights_sum_to_one() {
+        let d = 4;
+        let keys = rand_vec(3 * d, 1);
+        let values = vec![1f32; 3 * d];
+        let q = rand_vec(d, 2);
+        let mut out = vec![0f32; d];
+        attend(&q, &keys, &values, 3, 0.5, &mut Vec::new(), &mut out);
+        assert!(out.iter().all(|v| (v - 1.0).abs() < 1e-6));
+    }
+}

@@ -1,0 +1,162 @@
+//! AVX2 + FMA (+ F16C) versions of the two hot loops: the dot-product tile
+//! of the matrix product and the weight-row conversion to f32. Each has a
+//! portable twin in `kernels/mod.rs` that computes the same sums in the same
+//! lane order (the only difference is the FMA's single rounding), and the
+//! tests run both on the same inputs.
+//!
+//! The only `unsafe` in the engine: calls into `#[target_feature]` functions
+//! after runtime detection, and raw-pointer loads whose bounds the safe
+//! wrappers assert first.
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+use std::sync::OnceLock;
+
+/// Whether this CPU has AVX2, FMA and F16C (checked once).
+pub fn available() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+    })
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn hsum(v: __m256) -> f32 {
+    // lanes (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then 0+1: the portable
+    // twin's reduction order.
+    let lo = _mm256_castps256_ps128(v);
+    let hi = _mm256_extractf128_ps::<1>(v);
+    let s4 = _mm_add_ps(lo, hi);
+    let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    let s1 = _mm_add_ss(s2, _mm_shuffle_ps::<0b01>(s2, s2));
+    _mm_cvtss_f32(s1)
+}
+
+/// `out[r * MB + b] = dot(w[r*k ..], x[b*k ..])` for `r < R`, `b < MB`.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `w.len() >= R*k`, `x.len() >= MB*k`,
+/// `out.len() >= R*MB` (the caller asserts these).
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile<const R: usize, const MB: usize>(w: &[f32], x: &[f32], k: usize, out: &mut [f32]) {
+    let k8 = k / 8 * 8;
+    let wp = w.as_ptr();
+    let xp = x.as_ptr();
+    let mut acc = [[_mm256_setzero_ps(); MB]; R];
+    let mut i = 0;
+    while i < k8 {
+        let mut xv = [_mm256_setzero_ps(); MB];
+        for (b, v) in xv.iter_mut().enumerate() {
+            // SAFETY: b*k + i + 8 <= MB*k <= x.len()
+            *v = unsafe { _mm256_loadu_ps(xp.add(b * k + i)) };
+        }
+        for (r, accr) in acc.iter_mut().enumerate() {
+            // SAFETY: r*k + i + 8 <= R*k <= w.len()
+            let wv = unsafe { _mm256_loadu_ps(wp.add(r * k + i)) };
+            for (a, xb) in accr.iter_mut().zip(&xv) {
+                *a = _mm256_fmadd_ps(wv, *xb, *a);
+            }
+        }
+        i += 8;
+    }
+    for r in 0..R {
+        for b in 0..MB {
+            let mut s = hsum(acc[r][b]);
+            for j in k8..k {
+                s = w[r * k + j].mul_add(x[b * k + j], s);
+            }
+            out[r * MB + b] = s;
+        }
+    }
+}
+
+/// Safe entry to [`tile`] for `rows <= 4` weight rows and `mb <= 3`
+/// activation rows. Returns false (doing nothing) if the CPU lacks the
+/// features.
+pub fn dot_tile(w: &[f32], rows: usize, x: &[f32], mb: usize, k: usize, out: &mut [f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    assert!(rows <= 4 && mb <= 3);
+    assert!(w.len() >= rows * k && x.len() >= mb * k && out.len() >= rows * mb);
+    // SAFETY: features checked above, bounds asserted above.
+    unsafe {
+        match (rows, mb) {
+            (1, 1) => tile::<1, 1>(w, x, k, out),
+            (1, 2) => tile::<1, 2>(w, x, k, out),
+            (1, 3) => tile::<1, 3>(w, x, k, out),
+            (2, 1) => tile::<2, 1>(w, x, k, out),
+            (2, 2) => tile::<2, 2>(w, x, k, out),
+            (2, 3) => tile::<2, 3>(w, x, k, out),
+            (3, 1) => tile::<3, 1>(w, x, k, out),
+            (3, 2) => tile::<3, 2>(w, x, k, out),
+            (3, 3) => tile::<3, 3>(w, x, k, out),
+            (4, 1) => tile::<4, 1>(w, x, k, out),
+            (4, 2) => tile::<4, 2>(w, x, k, out),
+            (4, 3) => tile::<4, 3>(w, x, k, out),
+            _ => {}
+        }
+    }
+    true
+}
+
+/// # Safety
+/// AVX2 required; `src.len() >= 2 * dst.len()`.
+#[target_feature(enable = "avx2")]
+unsafe fn bf16_to_f32_avx2(src: &[u8], dst: &mut [f32]) {
+    let n8 = dst.len() / 8 * 8;
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    let mut i = 0;
+    while i < n8 {
+        // SAFETY: 2*(i+8) <= 2*dst.len() <= src.len(); i + 8 <= dst.len()
+        unsafe {
+            let h = _mm_loadu_si128(sp.add(2 * i) as *const __m128i);
+            let w = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h));
+            _mm256_storeu_ps(dp.add(i), _mm256_castsi256_ps(w));
+        }
+        i += 8;
+    }
+    super::bf16_to_f32_portable(&src[2 * n8..], &mut dst[n8..]);
+}
+
+/// # Safety
+/// F16C and AVX required; `src.len() >= 2 * dst.len()`.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn f16_to_f32_f16c(src: &[u8], dst: &mut [f32]) {
+    let n8 = dst.len() / 8 * 8;
+    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
+    let mut i = 0;
+    while i < n8 {
+        // SAFETY: as in bf16_to_f32_avx2
+        unsafe {
+            let h = _mm_loadu_si128(sp.add(2 * i) as *const __m128i);
+            _mm256_storeu_ps(dp.add(i), _mm256_cvtph_ps(h));
+        }
+        i += 8;
+    }
+    super::f16_to_f32_portable(&src[2 * n8..], &mut dst[n8..]);
+}
+
+/// Converts little-endian bf16 bytes to f32; false if the CPU lacks AVX2.
+pub fn bf16_to_f32(src: &[u8], dst: &mut [f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    assert!(src.len() >= 2 * dst.len());
+    // SAFETY: feature checked, bounds asserted.
+    unsafe { bf16_to_f32_avx2(src, dst) };
+    true
+}
+
+/// Converts little-endian f16 bytes to f32; false if the CPU lacks F16C.
+pub fn f16_to_f32(src: &[u8], dst: &mut [f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    assert!(src.len() >= 2 * dst.len());
+    // SAFETY: feature checked, bounds asserted.
+    unsafe { f16_to_f32_f16c(src, dst) };
+    true
+}

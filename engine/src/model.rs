@@ -1,0 +1,565 @@
+//! Loading a checkpoint and running it: [`Model`] (memory-mapped weights,
+//! validated against the config), [`Sequence`] (one sequence's KV cache) and
+//! [`Model::forward`] (batched prefill or decode over sequences of different
+//! lengths).
+
+use std::path::{Path, PathBuf};
+
+use grail_core::tensors::{Dtype, ModelFiles};
+use rayon::prelude::*;
+
+use crate::config::{ModelConfig, RopeScaling};
+use crate::error::EngineError;
+use crate::kernels::{self, Mat, WDtype};
+
+/// A matrix in the checkpoint: where it is, not a borrow of it.
+#[derive(Debug, Clone, Copy)]
+struct MatRef {
+    tensor: usize,
+    dtype: WDtype,
+    rows: usize,
+    cols: usize,
+}
+
+#[derive(Debug)]
+struct Layer {
+    input_norm: Vec<f32>,
+    q: MatRef,
+    k: MatRef,
+    v: MatRef,
+    o: MatRef,
+    q_bias: Option<Vec<f32>>,
+    k_bias: Option<Vec<f32>>,
+    v_bias: Option<Vec<f32>>,
+    o_bias: Option<Vec<f32>>,
+    post_norm: Vec<f32>,
+    gate: MatRef,
+    up: MatRef,
+    down: MatRef,
+    gate_bias: Option<Vec<f32>>,
+    up_bias: Option<Vec<f32>>,
+    down_bias: Option<Vec<f32>>,
+}
+
+/// A loaded model: configuration plus memory-mapped weights. Matrices stay
+/// in their stored dtype (bf16 / f16 / f32) in the page cache and are
+/// converted to f32 a few rows at a time as they are used; only norms and
+/// biases are copied (to f32) at load.
+pub struct Model {
+    config: ModelConfig,
+    files: ModelFiles,
+    embed: MatRef,
+    lm_head: MatRef,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    inv_freq: Vec<f32>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("dir", &self.files.dir())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// One sequence's state: its length and its KV cache (f32, per layer and KV
+/// head, `len x head_dim` each). Clone it to fork a shared prompt into
+/// several continuations.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    len: usize,
+    /// `[layer * kv_heads + h]`
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+}
+
+impl Sequence {
+    /// Number of tokens processed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first token.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Which positions [`Model::forward`] computes logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogitsFor {
+    /// None (hidden states only).
+    None,
+    /// The last new token of each sequence (generation).
+    Last,
+    /// Every new token.
+    All,
+}
+
+/// What [`Model::forward`] returns. Rows are the new tokens of all
+/// sequences in batch order.
+#[derive(Debug, Clone)]
+pub struct ForwardOutput {
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Final hidden states (after the final norm: what the LM head reads),
+    /// `rows x hidden_size`.
+    pub hidden: Vec<f32>,
+    /// The row index (into `hidden`) of each logits row.
+    pub logit_rows: Vec<usize>,
+    /// `logit_rows.len() x vocab_size`.
+    pub logits: Vec<f32>,
+    /// First row of each sequence's new tokens, plus the total at the end.
+    pub offsets: Vec<usize>,
+}
+
+impl ForwardOutput {
+    /// Final hidden state of row `r`.
+    pub fn hidden_row(&self, r: usize) -> &[f32] {
+        &self.hidden[r * self.hidden_size..(r + 1) * self.hidden_size]
+    }
+
+    /// The `i`-th logits row (row `logit_rows[i]`).
+    pub fn logits_row(&self, i: usize) -> &[f32] {
+        &self.logits[i * self.vocab_size..(i + 1) * self.vocab_size]
+    }
+}
+
+fn wdtype(dtype: Dtype) -> Option<WDtype> {
+    match dtype {
+        Dtype::F32 => Some(WDtype::F32),
+        Dtype::BF16 => Some(WDtype::BF16),
+        Dtype::F16 => Some(WDtype::F16),
+        _ => None,
+    }
+}
+
+struct Loader<'a> {
+    files: &'a ModelFiles,
+    dir: PathBuf,
+}
+
+impl Loader<'_> {
+    fn find(&self, name: &str) -> Result<usize, EngineError> {
+        self.files
+            .tensor_index(name)
+            .ok_or_else(|| EngineError::MissingTensor {
+                dir: self.dir.clone(),
+                tensor: name.to_string(),
+            })
+    }
+
+    fn checked(&self, name: &str, expected: &[usize]) -> Result<(usize, WDtype), EngineError> {
+        let i = self.find(name)?;
+        let t = self.files.tensor_at(i);
+        let dtype = wdtype(t.dtype).ok_or_else(|| EngineError::TensorDtype {
+            tensor: name.to_string(),
+            file: t.file.to_path_buf(),
+            dtype: t.dtype_label.to_string(),
+        })?;
+        if t.shape != expected {
+            return Err(EngineError::TensorShape {
+                tensor: name.to_string(),
+                file: t.file.to_path_buf(),
+                found: t.shape.to_vec(),
+                expected: expected.to_vec(),
+            });
+        }
+        Ok((i, dtype))
+    }
+
+    fn mat(&self, name: &str, rows: usize, cols: usize) -> Result<MatRef, EngineError> {
+        let (tensor, dtype) = self.checked(name, &[rows, cols])?;
+        Ok(MatRef {
+            tensor,
+            dtype,
+            rows,
+            cols,
+        })
+    }
+
+    fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, EngineError> {
+        let (i, dtype) = self.checked(name, &[len])?;
+        let t = self.files.tensor_at(i);
+        let mut out = vec![0f32; len];
+        kernels::to_f32(dtype, t.data, &mut out);
+        if let Some(index) = out.iter().position(|v| !v.is_finite()) {
+            return Err(EngineError::NonFinite {
+                tensor: name.to_string(),
+                file: t.file.to_path_buf(),
+                index,
+            });
+        }
+        Ok(out)
+    }
+
+    fn bias(&self, on: bool, name: &str, len: usize) -> Result<Option<Vec<f32>>, EngineError> {
+        on.then(|| self.vector(name, len)).transpose()
+    }
+}
+
+/// Rotary inverse frequencies as transformers computes them in f32:
+/// `1 / theta^(2i/d)`, then the configured scaling.
+pub fn rope_inv_freq(config: &ModelConfig) -> Vec<f32> {
+    let d = config.head_dim;
+    let base: Vec<f32> = (0..d / 2)
+        .map(|i| {
+            let exponent = (2 * i) as f32 / d as f32;
+            1.0 / (config.rope_theta.powf(f64::from(exponent)) as f32)
+        })
+        .collect();
+    match config.rope_scaling {
+        RopeScaling::None => base,
+        RopeScaling::Linear { factor } => base.iter().map(|f| f / factor as f32).collect(),
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings: old,
+        } => {
+            let (factor, low, high, old) = (
+                factor as f32,
+                low_freq_factor as f32,
+                high_freq_factor as f32,
+                old as f32,
+            );
+            let low_wavelen = old / low;
+            let high_wavelen = old / high;
+            base.iter()
+                .map(|&f| {
+                    let wavelen = 2.0 * std::f32::consts::PI / f;
+                    let scaled = if wavelen > low_wavelen { f / factor } else { f };
+                    let medium = (high_wavelen..=low_wavelen).contains(&wavelen);
+                    if medium {
+                        let smooth = (old / wavelen - low) / (high - low);
+                        (1.0 - smooth) * scaled / factor + smooth * scaled
+                    } else {
+                        scaled
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+impl Model {
+    /// Loads the model in `dir`: `config.json` (+ `generation_config.json`),
+    /// then the safetensors weights, memory-mapped, every tensor the config
+    /// implies checked for presence, dtype and shape.
+    pub fn load(dir: &Path) -> Result<Self, EngineError> {
+        let config = ModelConfig::load(dir)?;
+        let files = ModelFiles::open(dir)?;
+        Self::from_parts(config, files)
+    }
+
+    /// A model from an already-validated config and opened files.
+    pub fn from_parts(config: ModelConfig, files: ModelFiles) -> Result<Self, EngineError> {
+        let c = &config;
+        let l = Loader {
+            files: &files,
+            dir: files.dir().to_path_buf(),
+        };
+        let (h, d) = (c.hidden_size, c.head_dim);
+        let (qd, kvd) = (c.num_heads * d, c.num_kv_heads * d);
+        let embed = l.mat("model.embed_tokens.weight", c.vocab_size, h)?;
+        let lm_head = if c.tie_word_embeddings {
+            embed
+        } else {
+            l.mat("lm_head.weight", c.vocab_size, h)?
+        };
+        let mut layers = Vec::with_capacity(c.num_layers);
+        for i in 0..c.num_layers {
+            let p = format!("model.layers.{i}");
+            let a = format!("{p}.self_attn");
+            let m = format!("{p}.mlp");
+            layers.push(Layer {
+                input_norm: l.vector(&format!("{p}.input_layernorm.weight"), h)?,
+                q: l.mat(&format!("{a}.q_proj.weight"), qd, h)?,
+                k: l.mat(&format!("{a}.k_proj.weight"), kvd, h)?,
+                v: l.mat(&format!("{a}.v_proj.weight"), kvd, h)?,
+                o: l.mat(&format!("{a}.o_proj.weight"), h, qd)?,
+                q_bias: l.bias(c.qkv_bias, &format!("{a}.q_proj.bias"), qd)?,
+                k_bias: l.bias(c.qkv_bias, &format!("{a}.k_proj.bias"), kvd)?,
+                v_bias: l.bias(c.qkv_bias, &format!("{a}.v_proj.bias"), kvd)?,
+                o_bias: l.bias(c.o_bias, &format!("{a}.o_proj.bias"), h)?,
+                post_norm: l.vector(&format!("{p}.post_attention_layernorm.weight"), h)?,
+                gate: l.mat(&format!("{m}.gate_proj.weight"), c.intermediate_size, h)?,
+                up: l.mat(&format!("{m}.up_proj.weight"), c.intermediate_size, h)?,
+                down: l.mat(&format!("{m}.down_proj.weight"), h, c.intermediate_size)?,
+                gate_bias: l.bias(
+                    c.mlp_bias,
+                    &format!("{m}.gate_proj.bias"),
+                    c.intermediate_size,
+                )?,
+                up_bias: l.bias(
+                    c.mlp_bias,
+                    &format!("{m}.up_proj.bias"),
+                    c.intermediate_size,
+                )?,
+                down_bias: l.bias(c.mlp_bias, &format!("{m}.down_proj.bias"), h)?,
+            });
+        }
+        let norm = l.vector("model.norm.weight", h)?;
+        let inv_freq = rope_inv_freq(c);
+        Ok(Model {
+            config,
+            files,
+            embed,
+            lm_head,
+            layers,
+            norm,
+            inv_freq,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The memory-mapped checkpoint (for its fingerprint, say).
+    pub fn files(&self) -> &ModelFiles {
+        &self.files
+    }
+
+    /// Bytes of weights one decode step reads: every layer matrix, the LM
+    /// head, and one embedding row per token (norms and biases excluded).
+    pub fn weight_bytes_per_step(&self) -> u64 {
+        let size = |m: &MatRef| (m.rows * m.cols * m.dtype.size()) as u64;
+        let layers: u64 = self
+            .layers
+            .iter()
+            .map(|l| {
+                [l.q, l.k, l.v, l.o, l.gate, l.up, l.down]
+                    .iter()
+                    .map(size)
+                    .sum::<u64>()
+            })
+            .sum();
+        layers + size(&self.lm_head)
+    }
+
+    fn mat(&self, m: &MatRef) -> Mat<'_> {
+        Mat {
+            data: self.files.tensor_at(m.tensor).data,
+            dtype: m.dtype,
+            rows: m.rows,
+            cols: m.cols,
+        }
+    }
+
+    /// An empty sequence (no tokens, empty cache).
+    pub fn new_sequence(&self) -> Sequence {
+        let n = self.config.num_layers * self.config.num_kv_heads;
+        Sequence {
+            len: 0,
+            keys: vec![Vec::new(); n],
+            values: vec![Vec::new(); n],
+        }
+    }
+
+    /// Runs the model over new tokens of several sequences at once:
+    /// `tokens[i]` are appended to `seqs[i]` (prefill when many, decode when
+    /// one), their KV entries cached. Returns the final hidden state of
+    /// every new token and the logits `which` asks for.
+    pub fn forward(
+        &self,
+        seqs: &mut [&mut Sequence],
+        tokens: &[&[u32]],
+        which: LogitsFor,
+    ) -> Result<ForwardOutput, EngineError> {
+        let c = &self.config;
+        if seqs.len() != tokens.len() {
+            return Err(EngineError::InvalidRequest(format!(
+                "forward: {} sequences but {} token lists",
+                seqs.len(),
+                tokens.len()
+            )));
+        }
+        // Validate everything before touching any cache.
+        let mut offsets = vec![0usize];
+        let mut row_pos = Vec::new(); // (sequence, absolute position) per row
+        for (si, (s, t)) in seqs.iter().zip(tokens).enumerate() {
+            if t.is_empty() {
+                return Err(EngineError::InvalidRequest(format!(
+                    "forward: sequence {si} has no new tokens"
+                )));
+            }
+            let end = s.len + t.len();
+            if end > c.max_position_embeddings {
+                return Err(EngineError::ContextTooLong {
+                    len: end,
+                    max: c.max_position_embeddings,
+                });
+            }
+            for (j, &tok) in t.iter().enumerate() {
+                if tok as usize >= c.vocab_size {
+                    return Err(EngineError::TokenOutOfRange {
+                        token: tok,
+                        position: s.len + j,
+                        vocab: c.vocab_size,
+                    });
+                }
+                row_pos.push((si, s.len + j));
+            }
+            offsets.push(offsets.last().unwrap() + t.len());
+        }
+        let rows = row_pos.len();
+        let (h, d) = (c.hidden_size, c.head_dim);
+        let (nh, nkv) = (c.num_heads, c.num_kv_heads);
+        let group = nh / nkv;
+        let scale = 1.0 / (d as f32).sqrt();
+
+        // embeddings
+        let mut x = vec![0f32; rows * h];
+        let embed = self.mat(&self.embed);
+        for (r, &tok) in tokens.iter().flat_map(|t| t.iter()).enumerate() {
+            embed.row_into(tok as usize, &mut x[r * h..(r + 1) * h]);
+        }
+
+        let mut xn = vec![0f32; rows * h];
+        let mut q = vec![0f32; rows * nh * d];
+        let mut k = vec![0f32; rows * nkv * d];
+        let mut v = vec![0f32; rows * nkv * d];
+        let mut att = vec![0f32; rows * nh * d];
+        let mut proj = vec![0f32; rows * h];
+        let mut gate = vec![0f32; rows * c.intermediate_size];
+        let mut up = vec![0f32; rows * c.intermediate_size];
+
+        for (li, layer) in self.layers.iter().enumerate() {
+            kernels::rms_norm(&x, &layer.input_norm, c.rms_norm_eps, &mut xn);
+            kernels::matmul(
+                &xn,
+                rows,
+                &self.mat(&layer.q),
+                layer.q_bias.as_deref(),
+                &mut q,
+            );
+            kernels::matmul(
+                &xn,
+                rows,
+                &self.mat(&layer.k),
+                layer.k_bias.as_deref(),
+                &mut k,
+            );
+            kernels::matmul(
+                &xn,
+                rows,
+                &self.mat(&layer.v),
+                layer.v_bias.as_deref(),
+                &mut v,
+            );
+            for (r, &(_, pos)) in row_pos.iter().enumerate() {
+                kernels::rope(&mut q[r * nh * d..(r + 1) * nh * d], d, &self.inv_freq, pos);
+                kernels::rope(
+                    &mut k[r * nkv * d..(r + 1) * nkv * d],
+                    d,
+                    &self.inv_freq,
+                    pos,
+                );
+            }
+            // append K and V to each sequence's cache
+            for (r, &(si, _)) in row_pos.iter().enumerate() {
+                for hk in 0..nkv {
+                    let slot = li * nkv + hk;
+                    let src = (r * nkv + hk) * d;
+                    seqs[si].keys[slot].extend_from_slice(&k[src..src + d]);
+                    seqs[si].values[slot].extend_from_slice(&v[src..src + d]);
+                }
+            }
+            // attention, one task per row (token)
+            let seqs_ro: Vec<&Sequence> = seqs.iter().map(|s| &**s).collect();
+            att.par_chunks_mut(nh * d)
+                .zip(q.par_chunks(nh * d))
+                .zip(row_pos.par_iter())
+                .for_each_init(Vec::new, |scores, ((out, qr), &(si, pos))| {
+                    let s = seqs_ro[si];
+                    for hq in 0..nh {
+                        let slot = li * nkv + hq / group;
+                        kernels::attend(
+                            &qr[hq * d..(hq + 1) * d],
+                            &s.keys[slot],
+                            &s.values[slot],
+                            pos + 1,
+                            scale,
+                            scores,
+                            &mut out[hq * d..(hq + 1) * d],
+                        );
+                    }
+                });
+            kernels::matmul(
+                &att,
+                rows,
+                &self.mat(&layer.o),
+                layer.o_bias.as_deref(),
+                &mut proj,
+            );
+            for (a, b) in x.iter_mut().zip(&proj) {
+                *a += b;
+            }
+            kernels::rms_norm(&x, &layer.post_norm, c.rms_norm_eps, &mut xn);
+            kernels::matmul(
+                &xn,
+                rows,
+                &self.mat(&layer.gate),
+                layer.gate_bias.as_deref(),
+                &mut gate,
+            );
+            kernels::matmul(
+                &xn,
+                rows,
+                &self.mat(&layer.up),
+                layer.up_bias.as_deref(),
+                &mut up,
+            );
+            kernels::silu_mul(&mut gate, &up);
+            kernels::matmul(
+                &gate,
+                rows,
+                &self.mat(&layer.down),
+                layer.down_bias.as_deref(),
+                &mut proj,
+            );
+            for (a, b) in x.iter_mut().zip(&proj) {
+                *a += b;
+            }
+        }
+        for (s, t) in seqs.iter_mut().zip(tokens) {
+            s.len += t.len();
+        }
+
+        let mut hidden = vec![0f32; rows * h];
+        kernels::rms_norm(&x, &self.norm, c.rms_norm_eps, &mut hidden);
+        let logit_rows: Vec<usize> = match which {
+            LogitsFor::None => Vec::new(),
+            LogitsFor::All => (0..rows).collect(),
+            LogitsFor::Last => offsets[1..].iter().map(|&e| e - 1).collect(),
+        };
+        let mut logits = vec![0f32; logit_rows.len() * c.vocab_size];
+        if !logit_rows.is_empty() {
+            let sel: Vec<f32> = logit_rows
+                .iter()
+                .flat_map(|&r| hidden[r * h..(r + 1) * h].iter().copied())
+                .collect();
+            kernels::matmul(
+                &sel,
+                logit_rows.len(),
+                &self.mat(&self.lm_head),
+                None,
+                &mut logits,
+            );
+        }
+        Ok(ForwardOutput {
+            hidden_size: h,
+            vocab_size: c.vocab_size,
+            hidden,
+            logit_rows,
+            logits,
+            offsets,
+        })
+    }
+}
