@@ -386,8 +386,8 @@ mod tests {
             .flat_map(|i| (i.wrapping_mul(2654435761) as u16).to_le_bytes())
             .collect();
         for dtype in [WDtype::BF16, WDtype::F16] {
-            let mut a = vec![0f32; 100];
-            let mut b = vec![0f32; 100];
+            let mut a = vec![0f32; 200];
+            let mut b = vec![0f32; 200];
             to_f32(dtype, &src, &mut a);
             match dtype {
                 WDtype::BF16 => bf16_to_f32_portable(&src, &mut b),
