@@ -14,6 +14,7 @@ pub mod error;
 pub mod generate;
 pub mod kernels;
 pub mod model;
+pub mod synthetic;
 pub mod tokenizer;
 
 pub use config::{Architecture, ModelConfig, RopeScaling};

@@ -251,6 +251,11 @@ impl Model {
     /// then the safetensors weights, memory-mapped, every tensor the config
     /// implies checked for presence, dtype and shape.
     pub fn load(dir: &Path) -> Result<Self, EngineError> {
+        if !dir.exists() {
+            return Err(EngineError::MissingFile {
+                path: dir.to_path_buf(),
+            });
+        }
         let config = ModelConfig::load(dir)?;
         let files = ModelFiles::open(dir)?;
         Self::from_parts(config, files)

@@ -135,6 +135,11 @@ const TASK_ROWS: usize = 16;
 /// weights stream through once).
 const PASS_ROWS: usize = 48;
 
+/// Products smaller than this many multiply-adds run on the calling thread:
+/// below it, handing work to the pool costs more than it saves (a tiny
+/// model's decode step is dominated by dispatch otherwise).
+const SERIAL_MACS: usize = 1 << 18;
+
 thread_local! {
     static ROWBUF: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
@@ -156,32 +161,40 @@ pub fn matmul(x: &[f32], m: usize, w: &Mat, bias: Option<&[f32]>, out: &mut [f32
         let mt = PASS_ROWS.min(m - m0);
         let xt = &x[m0 * k..(m0 + mt) * k];
         // tmp is transposed: tmp[j * mt + i] = out[m0 + i][j]
-        tmp[..n * mt]
-            .par_chunks_mut(TASK_ROWS * mt)
-            .enumerate()
-            .for_each(|(c, chunk)| {
-                ROWBUF.with(|buf| {
-                    let mut buf = buf.borrow_mut();
-                    buf.resize(TILE_ROWS * k, 0.0);
-                    let rows = chunk.len() / mt;
-                    let mut res = [0f32; TILE_ROWS * TILE_MB];
-                    for r0 in (0..rows).step_by(TILE_ROWS) {
-                        let rr = TILE_ROWS.min(rows - r0);
+        let task = |(c, chunk): (usize, &mut [f32])| {
+            ROWBUF.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                buf.resize(TILE_ROWS * k, 0.0);
+                let rows = chunk.len() / mt;
+                let mut res = [0f32; TILE_ROWS * TILE_MB];
+                for r0 in (0..rows).step_by(TILE_ROWS) {
+                    let rr = TILE_ROWS.min(rows - r0);
+                    for r in 0..rr {
+                        w.row_into(c * TASK_ROWS + r0 + r, &mut buf[r * k..(r + 1) * k]);
+                    }
+                    for b0 in (0..mt).step_by(TILE_MB) {
+                        let bb = TILE_MB.min(mt - b0);
+                        dot_tile(&buf, rr, &xt[b0 * k..], bb, k, &mut res);
                         for r in 0..rr {
-                            w.row_into(c * TASK_ROWS + r0 + r, &mut buf[r * k..(r + 1) * k]);
-                        }
-                        for b0 in (0..mt).step_by(TILE_MB) {
-                            let bb = TILE_MB.min(mt - b0);
-                            dot_tile(&buf, rr, &xt[b0 * k..], bb, k, &mut res);
-                            for r in 0..rr {
-                                for b in 0..bb {
-                                    chunk[(r0 + r) * mt + b0 + b] = res[r * bb + b];
-                                }
+                            for b in 0..bb {
+                                chunk[(r0 + r) * mt + b0 + b] = res[r * bb + b];
                             }
                         }
                     }
-                })
-            });
+                }
+            })
+        };
+        if mt * n * k < SERIAL_MACS {
+            tmp[..n * mt]
+                .chunks_mut(TASK_ROWS * mt)
+                .enumerate()
+                .for_each(task);
+        } else {
+            tmp[..n * mt]
+                .par_chunks_mut(TASK_ROWS * mt)
+                .enumerate()
+                .for_each(task);
+        }
         for i in 0..mt {
             let row = &mut out[(m0 + i) * n..(m0 + i + 1) * n];
             for (j, o) in row.iter_mut().enumerate() {

@@ -12,6 +12,7 @@ pub mod devnet;
 pub mod fingerprint;
 pub mod inspect;
 pub mod keys;
+pub mod model;
 
 /// Write `text` and a newline to stdout. Not `println!`: a closed stdout
 /// (`grail inspect FILE | head -1`) must be an error (exit 2), not a panic.
@@ -98,6 +99,9 @@ pub enum Command {
     /// Local devnet: a drand beacon and a chain on loopback.
     #[command(subcommand)]
     Devnet(devnet::DevnetCommand),
+    /// Run a model on the CPU engine: forward pass or text generation.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
 }
 
 /// Run one parsed command line.
@@ -110,5 +114,6 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Beacon(cmd) => beacon::run(cmd),
         Command::Chain(cmd) => chain::run(cmd),
         Command::Devnet(cmd) => devnet::run(cmd),
+        Command::Model(cmd) => model::run(cmd),
     }
 }
