@@ -179,8 +179,21 @@ impl ModelConfig {
             path: path.to_path_buf(),
             reason,
         };
-        let raw: RawConfig =
-            serde_json::from_value(json.clone()).map_err(|e| bad(format!("{e}")))?;
+        let Some(object) = json.as_object() else {
+            return Err(bad("not a JSON object".into()));
+        };
+        let raw: RawConfig = serde_json::from_value(json.clone()).map_err(|e| {
+            // serde's message names the type but not the field: find the
+            // field by reading each one alone (all fields are optional).
+            let field = object.iter().find(|(k, v)| {
+                let alone = Value::Object([((*k).clone(), (*v).clone())].into_iter().collect());
+                serde_json::from_value::<RawConfig>(alone).is_err()
+            });
+            match field {
+                Some((k, _)) => bad(format!("{k}: {e}")),
+                None => bad(e.to_string()),
+            }
+        })?;
 
         let archs = raw.architectures.unwrap_or_default();
         let architecture = match archs.as_slice() {
@@ -543,6 +556,24 @@ mod tests {
                 },
                 "rms_norm_eps",
             ),
+            (
+                {
+                    let mut v = base();
+                    v["num_hidden_layers"] = json!("2");
+                    v
+                },
+                "num_hidden_layers: invalid type",
+            ),
+            (
+                {
+                    let mut v = base();
+                    v["rope_theta"] = json!([1.0]);
+                    v
+                },
+                "rope_theta: invalid type",
+            ),
+            (json!([1, 2, 3]), "not a JSON object"),
+            (json!(null), "not a JSON object"),
         ];
         for (v, needle) in cases {
             let e = parse(&v).unwrap_err().to_string();
