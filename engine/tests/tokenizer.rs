@@ -462,6 +462,19 @@ fn tokenizer_config_not_json_names_the_file() {
         other => panic!("{other:?}"),
     }
     assert!(e.is_invalid_input());
+
+    // JSON, but not an object: not silently read as "no settings"
+    for not_object in ["[]", "\"{{ messages }}\"", "3"] {
+        std::fs::write(&path, not_object).unwrap();
+        let e = Tokenizer::load(tmp.path()).unwrap_err();
+        match &e {
+            EngineError::Config { path: p, reason } => {
+                assert_eq!(p, &path);
+                assert!(reason.contains("not a JSON object"), "{reason:?}");
+            }
+            other => panic!("{not_object}: {other:?}"),
+        }
+    }
 }
 
 #[test]
