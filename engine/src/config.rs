@@ -179,8 +179,21 @@ impl ModelConfig {
             path: path.to_path_buf(),
             reason,
         };
-        let raw: RawConfig =
-            serde_json::from_value(json.clone()).map_err(|e| bad(format!("{e}")))?;
+        let Some(object) = json.as_object() else {
+            return Err(bad("not a JSON object".into()));
+        };
+        let raw: RawConfig = serde_json::from_value(json.clone()).map_err(|e| {
+            // serde's message names the type but not the field: find the
+            // field by reading each one alone (all fields are optional).
+            let field = object.iter().find(|(k, v)| {
+                let alone = Value::Object([((*k).clone(), (*v).clone())].into_iter().collect());
+                serde_json::from_value::<RawConfig>(alone).is_err()
+            });
+            match field {
+                Some((k, _)) => bad(format!("{k}: {e}")),
+                None => bad(e.to_string()),
+            }
+        })?;
 
         let archs = raw.architectures.unwrap_or_default();
         let architecture = match archs.as_slice() {
@@ -257,14 +270,17 @@ impl ModelConfig {
 
         // rope_theta: top level (transformers 4) or inside rope_parameters (5).
         let params = raw.rope_parameters.as_ref().filter(|v| !v.is_null());
-        let rope_theta = raw
-            .rope_theta
-            .or_else(|| {
-                params
-                    .and_then(|p| p.get("rope_theta"))
-                    .and_then(Value::as_f64)
-            })
-            .unwrap_or(10_000.0);
+        if let Some(p) = params.filter(|p| !p.is_object()) {
+            return Err(bad(format!("rope_parameters is not an object: {p}")));
+        }
+        let nested_theta =
+            match params.and_then(|p| p.get("rope_theta")) {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_f64().ok_or_else(|| {
+                    bad(format!("rope_parameters.rope_theta is not a number: {v}"))
+                })?),
+            };
+        let rope_theta = raw.rope_theta.or(nested_theta).unwrap_or(10_000.0);
         if !(rope_theta.is_finite() && rope_theta > 1.0) {
             return Err(bad(format!(
                 "rope_theta {rope_theta} must be finite and > 1"
@@ -341,11 +357,14 @@ fn parse_rope_scaling(v: Option<&Value>) -> Result<RopeScaling, String> {
     let Some(v) = v else {
         return Ok(RopeScaling::None);
     };
-    let kind = v
-        .get("rope_type")
-        .or_else(|| v.get("type"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
+    if !v.is_object() {
+        return Err(format!("rope scaling is not an object: {v}"));
+    }
+    let kind = match v.get("rope_type").or_else(|| v.get("type")) {
+        None | Some(Value::Null) => "default",
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => return Err(format!("rope_type is not a string: {other}")),
+    };
     let num = |k: &str| -> Result<f64, String> {
         let x = v
             .get(k)
@@ -543,6 +562,56 @@ mod tests {
                 },
                 "rms_norm_eps",
             ),
+            (
+                {
+                    let mut v = base();
+                    v["num_hidden_layers"] = json!("2");
+                    v
+                },
+                "num_hidden_layers: invalid type",
+            ),
+            (
+                {
+                    let mut v = base();
+                    v["rope_theta"] = json!([1.0]);
+                    v
+                },
+                "rope_theta: invalid type",
+            ),
+            (
+                {
+                    let mut v = base();
+                    v["rope_parameters"] = json!({"rope_type": "default", "rope_theta": "1e6"});
+                    v
+                },
+                "rope_parameters.rope_theta is not a number",
+            ),
+            (
+                {
+                    let mut v = base();
+                    v["rope_parameters"] = json!("llama3");
+                    v
+                },
+                "rope_parameters is not an object",
+            ),
+            (
+                {
+                    let mut v = base();
+                    v["rope_scaling"] = json!({"rope_type": 3, "factor": 8.0});
+                    v
+                },
+                "rope_type is not a string",
+            ),
+            (
+                {
+                    let mut v = base();
+                    v["rope_scaling"] = json!("linear");
+                    v
+                },
+                "rope scaling is not an object",
+            ),
+            (json!([1, 2, 3]), "not a JSON object"),
+            (json!(null), "not a JSON object"),
         ];
         for (v, needle) in cases {
             let e = parse(&v).unwrap_err().to_string();

@@ -121,6 +121,12 @@ impl Tokenizer {
         } else {
             Value::Null
         };
+        if !(config.is_null() || config.is_object()) {
+            return Err(EngineError::Config {
+                path: config_path,
+                reason: "not a JSON object".into(),
+            });
+        }
         let mut special = Vec::new();
         for key in ["bos_token", "eos_token", "unk_token", "pad_token"] {
             if let Some(s) = config.get(key).and_then(token_string) {
