@@ -7,6 +7,30 @@
 //! path `grail verify` runs on a laptop. Parity with transformers is tested
 //! on committed fixtures (`tests/fixtures/engine/`, written by
 //! `scripts/make_engine_fixtures.py`) and on the trained stories260K model.
+//!
+//! ```
+//! use grail_engine::{generate_group, GenerateOptions, LogitsFor, Model, Sampler, Tokenizer};
+//! # let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/stories260K"));
+//! let model = Model::load(dir)?;
+//! let tokenizer = Tokenizer::load(dir)?;
+//! let prompt = tokenizer.encode("Once upon a time", true)?; // [1, 403, 407, 261, 378]
+//!
+//! // one forward pass: final hidden states and logits at every position
+//! let mut seq = model.new_sequence();
+//! let out = model.forward(&mut [&mut seq], &[&prompt], LogitsFor::All)?;
+//! assert_eq!(out.hidden.len(), prompt.len() * model.config().hidden_size);
+//!
+//! // a group of 4 rollouts with the protocol's verifiable sampler
+//! let seeds = [[1u8; 32], [2; 32], [3; 32], [4; 32]];
+//! let opts = GenerateOptions { max_new_tokens: 20, stop_tokens: &model.config().eos_token_ids, keep_hidden: true, sketch: None };
+//! let group = generate_group(&model, &prompt, Sampler::Verifiable { temperature: 0.8, seeds: &seeds }, 0, &opts)?;
+//! assert_eq!(group.len(), 4);
+//! for c in &group {
+//!     assert_eq!(c.logprobs.len(), c.tokens.len());
+//!     assert_eq!(c.hidden.as_ref().unwrap().len(), c.tokens.len() * model.config().hidden_size);
+//! }
+//! # Ok::<(), grail_engine::EngineError>(())
+//! ```
 #![deny(unsafe_code)]
 
 pub mod config;

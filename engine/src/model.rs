@@ -46,6 +46,8 @@ struct Layer {
 /// converted to f32 a few rows at a time as they are used; only norms and
 /// biases are copied (to f32) at load.
 pub struct Model {
+    /// Unique per loaded instance (sequences remember it).
+    id: u64,
     config: ModelConfig,
     files: ModelFiles,
     embed: MatRef,
@@ -69,6 +71,9 @@ impl std::fmt::Debug for Model {
 /// several continuations.
 #[derive(Debug, Clone)]
 pub struct Sequence {
+    /// The [`Model`] instance that made it ([`Model::new_sequence`]); its
+    /// cache layout is that model's.
+    model_id: u64,
     len: usize,
     /// `[layer * kv_heads + h]`
     keys: Vec<Vec<f32>>,
@@ -126,6 +131,18 @@ impl ForwardOutput {
     /// The `i`-th logits row (row `logit_rows[i]`).
     pub fn logits_row(&self, i: usize) -> &[f32] {
         &self.logits[i * self.vocab_size..(i + 1) * self.vocab_size]
+    }
+
+    /// Log-softmax at `temperature` of `token` under the `i`-th logits row
+    /// (PROTOCOL.md §5.2's logprob; temperature 1 is the plain
+    /// log-softmax).
+    pub fn logprob(
+        &self,
+        i: usize,
+        temperature: f64,
+        token: u32,
+    ) -> Result<f64, grail_core::sampling::SamplingError> {
+        grail_core::sampling::logprob(self.logits_row(i), temperature, token)
     }
 }
 
@@ -310,7 +327,9 @@ impl Model {
         }
         let norm = l.vector("model.norm.weight", h)?;
         let inv_freq = rope_inv_freq(c);
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Model {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             config,
             files,
             embed,
@@ -361,6 +380,7 @@ impl Model {
     pub fn new_sequence(&self) -> Sequence {
         let n = self.config.num_layers * self.config.num_kv_heads;
         Sequence {
+            model_id: self.id,
             len: 0,
             keys: vec![Vec::new(); n],
             values: vec![Vec::new(); n],
@@ -392,6 +412,11 @@ impl Model {
             if t.is_empty() {
                 return Err(EngineError::InvalidRequest(format!(
                     "forward: sequence {si} has no new tokens"
+                )));
+            }
+            if s.model_id != self.id {
+                return Err(EngineError::InvalidRequest(format!(
+                    "forward: sequence {si} was created by another model instance; its cache does not fit this one"
                 )));
             }
             let end = s.len + t.len();

@@ -708,12 +708,9 @@ fn generation_beyond_the_context_is_context_too_long() {
     assert_eq!(ok[0].tokens.len(), max - 200 + 1);
 }
 
-// ---------------------------------------------------------------- known bugs
-//
-// Inputs that still panic. Run with `cargo test -- --ignored` once fixed.
+// ------------------------------------------- inputs that once panicked
 
 #[test]
-#[ignore = "generate.rs: prompt.len() + max_new_tokens - 1 overflows (panics in debug builds)"]
 fn huge_max_new_tokens_is_context_too_long() {
     let model = llama_tiny();
     let opts = GenerateOptions {
@@ -727,7 +724,6 @@ fn huge_max_new_tokens_is_context_too_long() {
 }
 
 #[test]
-#[ignore = "model.rs: forward indexes a Sequence's cache with this model's layer and head counts (panics)"]
 fn sequence_of_another_model_is_rejected() {
     let tiny = llama_tiny(); // 2 layers x 1 KV head of 24
     let stories = Model::load(&fixture("stories260K")).unwrap(); // 5 layers x 4 KV heads of 8

@@ -92,6 +92,31 @@ fn forward_json_matches_the_transformers_reference() {
         assert!(err <= 1e-4, "{key}: max abs error {err}");
     }
     assert_eq!(v["hidden"].as_array().unwrap().len(), toks.len());
+    // logprobs: log-softmax of the next token, recomputed from the printed logits
+    let lp = v["logprobs"].as_array().unwrap();
+    assert_eq!(lp.len(), toks.len());
+    assert!(lp[toks.len() - 1].is_null());
+    for (r, row) in v["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .take(toks.len() - 1)
+    {
+        let z: Vec<f64> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let m = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let lse = m + z.iter().map(|x| (x - m).exp()).sum::<f64>().ln();
+        let next: usize = toks[r + 1].parse().unwrap();
+        assert!(
+            (lp[r].as_f64().unwrap() - (z[next] - lse)).abs() < 1e-5,
+            "position {r}"
+        );
+    }
 }
 
 #[test]

@@ -129,8 +129,10 @@ fn dot_tile(w: &[f32], rows: usize, x: &[f32], mb: usize, k: usize, out: &mut [f
 const TILE_ROWS: usize = 4;
 /// Activation rows per register tile.
 const TILE_MB: usize = 3;
-/// Weight rows per parallel task.
-const TASK_ROWS: usize = 16;
+/// Weight bytes per parallel task, at least: large enough that dispatch is
+/// noise next to streaming them (a 150k-row LM head would otherwise be
+/// ~10k tasks), small enough to balance across threads.
+const TASK_BYTES: usize = 256 << 10;
 /// Activation rows per pass over the weights (they stay in L2 while the
 /// weights stream through once).
 const PASS_ROWS: usize = 48;
@@ -156,6 +158,16 @@ pub fn matmul(x: &[f32], m: usize, w: &Mat, bias: Option<&[f32]>, out: &mut [f32
     if let Some(b) = bias {
         assert_eq!(b.len(), n);
     }
+    let threads = rayon::current_num_threads().max(1);
+    let row_bytes = k * w.dtype.size();
+    // rows per task: TASK_BYTES worth, but at least 4 tasks per thread when
+    // the matrix allows, and a multiple of the register tile
+    let by_bytes = TASK_BYTES.div_ceil(row_bytes.max(1));
+    let by_balance = n.div_ceil(4 * threads);
+    let task_rows = by_bytes
+        .min(by_balance)
+        .max(TILE_ROWS)
+        .next_multiple_of(TILE_ROWS);
     let mut tmp = vec![0f32; m.min(PASS_ROWS) * n];
     for m0 in (0..m).step_by(PASS_ROWS) {
         let mt = PASS_ROWS.min(m - m0);
@@ -170,7 +182,7 @@ pub fn matmul(x: &[f32], m: usize, w: &Mat, bias: Option<&[f32]>, out: &mut [f32
                 for r0 in (0..rows).step_by(TILE_ROWS) {
                     let rr = TILE_ROWS.min(rows - r0);
                     for r in 0..rr {
-                        w.row_into(c * TASK_ROWS + r0 + r, &mut buf[r * k..(r + 1) * k]);
+                        w.row_into(c * task_rows + r0 + r, &mut buf[r * k..(r + 1) * k]);
                     }
                     for b0 in (0..mt).step_by(TILE_MB) {
                         let bb = TILE_MB.min(mt - b0);
@@ -186,12 +198,12 @@ pub fn matmul(x: &[f32], m: usize, w: &Mat, bias: Option<&[f32]>, out: &mut [f32
         };
         if mt * n * k < SERIAL_MACS {
             tmp[..n * mt]
-                .chunks_mut(TASK_ROWS * mt)
+                .chunks_mut(task_rows * mt)
                 .enumerate()
                 .for_each(task);
         } else {
             tmp[..n * mt]
-                .par_chunks_mut(TASK_ROWS * mt)
+                .par_chunks_mut(task_rows * mt)
                 .enumerate()
                 .for_each(task);
         }

@@ -102,41 +102,56 @@ pub fn dot_tile(w: &[f32], rows: usize, x: &[f32], mb: usize, k: usize, out: &mu
     true
 }
 
+/// How far ahead of the conversion the weight stream is prefetched, in
+/// bytes. Weights are memory-mapped page-cache pages (4 KiB, no huge
+/// pages), and the hardware prefetchers stop at every page boundary; a
+/// software prefetch a few KiB ahead keeps the stream going across them.
+const PREFETCH_AHEAD: usize = 4096;
+
 /// # Safety
 /// AVX2 required; `src.len() >= 2 * dst.len()`.
 #[target_feature(enable = "avx2")]
 unsafe fn bf16_to_f32_avx2(src: &[u8], dst: &mut [f32]) {
-    let n8 = dst.len() / 8 * 8;
+    let n32 = dst.len() / 32 * 32;
     let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
     let mut i = 0;
-    while i < n8 {
-        // SAFETY: 2*(i+8) <= 2*dst.len() <= src.len(); i + 8 <= dst.len()
-        unsafe {
-            let h = _mm_loadu_si128(sp.add(2 * i) as *const __m128i);
-            let w = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h));
-            _mm256_storeu_ps(dp.add(i), _mm256_castsi256_ps(w));
+    while i < n32 {
+        // A prefetch is only a hint: it never faults, even past the end of
+        // the mapping, and the pointer is not dereferenced (wrapping_add).
+        _mm_prefetch::<_MM_HINT_T0>(sp.wrapping_add(2 * i + PREFETCH_AHEAD) as *const i8);
+        for j in (0..32).step_by(8) {
+            // SAFETY: 2*(i+j+8) <= 2*dst.len() <= src.len(); i + j + 8 <= dst.len()
+            unsafe {
+                let h = _mm_loadu_si128(sp.add(2 * (i + j)) as *const __m128i);
+                let w = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h));
+                _mm256_storeu_ps(dp.add(i + j), _mm256_castsi256_ps(w));
+            }
         }
-        i += 8;
+        i += 32;
     }
-    super::bf16_to_f32_portable(&src[2 * n8..], &mut dst[n8..]);
+    super::bf16_to_f32_portable(&src[2 * n32..], &mut dst[n32..]);
 }
 
 /// # Safety
 /// F16C and AVX required; `src.len() >= 2 * dst.len()`.
 #[target_feature(enable = "avx2,f16c")]
 unsafe fn f16_to_f32_f16c(src: &[u8], dst: &mut [f32]) {
-    let n8 = dst.len() / 8 * 8;
+    let n32 = dst.len() / 32 * 32;
     let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
     let mut i = 0;
-    while i < n8 {
-        // SAFETY: as in bf16_to_f32_avx2
-        unsafe {
-            let h = _mm_loadu_si128(sp.add(2 * i) as *const __m128i);
-            _mm256_storeu_ps(dp.add(i), _mm256_cvtph_ps(h));
+    while i < n32 {
+        // a hint only, as in bf16_to_f32_avx2
+        _mm_prefetch::<_MM_HINT_T0>(sp.wrapping_add(2 * i + PREFETCH_AHEAD) as *const i8);
+        for j in (0..32).step_by(8) {
+            // SAFETY: as in bf16_to_f32_avx2
+            unsafe {
+                let h = _mm_loadu_si128(sp.add(2 * (i + j)) as *const __m128i);
+                _mm256_storeu_ps(dp.add(i + j), _mm256_cvtph_ps(h));
+            }
         }
-        i += 8;
+        i += 32;
     }
-    super::f16_to_f32_portable(&src[2 * n8..], &mut dst[n8..]);
+    super::f16_to_f32_portable(&src[2 * n32..], &mut dst[n32..]);
 }
 
 /// Converts little-endian bf16 bytes to f32; false if the CPU lacks AVX2.

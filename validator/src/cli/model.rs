@@ -30,8 +30,9 @@ pub struct ForwardArgs {
     /// Comma-separated token ids, e.g. 1,5,7.
     #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
     pub tokens: Vec<u32>,
-    /// Print `{"tokens": [...], "hidden": [[...]...], "logits": [[...]...]}`
-    /// instead of a per-position summary.
+    /// Print `{"tokens": [...], "hidden": [[...]...], "logits": [[...]...],
+    /// "logprobs": [...]}` (logprobs: log-softmax of the next token, null at
+    /// the last position) instead of a per-position summary.
     #[arg(long)]
     pub json: bool,
 }
@@ -91,7 +92,19 @@ fn forward(a: &ForwardArgs) -> Result<(), Failure> {
     if a.json {
         let hidden: Vec<&[f32]> = (0..n).map(|r| out.hidden_row(r)).collect();
         let logits: Vec<&[f32]> = (0..n).map(|r| out.logits_row(r)).collect();
-        let v = json!({"tokens": a.tokens, "hidden": hidden, "logits": logits});
+        // log-softmax of the next token at each position (none after the last)
+        let mut logprobs: Vec<Option<f64>> = Vec::with_capacity(n);
+        for r in 0..n {
+            logprobs.push(match a.tokens.get(r + 1) {
+                Some(&t) => Some(
+                    out.logprob(r, 1.0, t)
+                        .map_err(|e| usage(anyhow!("position {r}: {e}")))?,
+                ),
+                None => None,
+            });
+        }
+        let v =
+            json!({"tokens": a.tokens, "hidden": hidden, "logits": logits, "logprobs": logprobs});
         return print_out(&v.to_string());
     }
     let mut lines = vec![format!(
