@@ -21,6 +21,8 @@ import tempfile
 import torch
 import transformers
 
+from make_engine_fixtures import randomize  # same parameter scales as the fixtures
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GRAIL = os.path.join(ROOT, "target", "release", "grail")
 TOL = 1e-4
@@ -41,20 +43,6 @@ def random_models(seed):
     yield "Llama", transformers.LlamaForCausalLM(transformers.LlamaConfig(
         rope_theta=float(r(1000, 600_000)), tie_word_embeddings=bool(r(0, 2)),
         attention_bias=bool(r(0, 2)), mlp_bias=bool(r(0, 2)), **common))
-
-
-def randomize(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(0.5 + torch.rand(p.shape, generator=g))
-            elif name.endswith(".bias"):
-                p.copy_(0.2 * torch.randn(p.shape, generator=g))
-            elif "embed_tokens" in name:
-                p.copy_(0.3 * torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
 
 
 def check(name, model, d, seed):

@@ -150,25 +150,7 @@ fn normalizer(logits: &[f32], max: f64, temperature: f64) -> f64 {
 /// is the running sum of weights in token-id order; if rounding leaves none
 /// (u * Z >= Z), the last token with a non-zero weight.
 pub fn sample(logits: &[f32], temperature: f64, u: f64) -> Result<u32, SamplingError> {
-    if !(0.0..1.0).contains(&u) {
-        return Err(SamplingError::Uniform(u));
-    }
-    let max = checked_max(logits)?;
-    let z = normalizer(logits, max, temperature);
-    let target = u * z;
-    let mut cum = 0.0f64;
-    let mut last_nonzero = 0u32;
-    for (i, &l) in logits.iter().enumerate() {
-        let w = weight(l, max, temperature);
-        cum += w;
-        if w > 0.0 {
-            last_nonzero = i as u32;
-        }
-        if target < cum {
-            return Ok(i as u32);
-        }
-    }
-    Ok(last_nonzero)
+    sample_with_logprob(logits, temperature, u).map(|(token, _)| token)
 }
 
 /// Log-probability of `token` under the temperature-scaled softmax:

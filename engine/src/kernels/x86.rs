@@ -108,10 +108,13 @@ pub fn dot_tile(w: &[f32], rows: usize, x: &[f32], mb: usize, k: usize, out: &mu
 /// software prefetch a few KiB ahead keeps the stream going across them.
 const PREFETCH_AHEAD: usize = 4096;
 
+/// Converts 16-bit floats to f32: bf16 (`F16 = false`: the bits shifted
+/// into the high half) or IEEE f16 (`F16 = true`: F16C's conversion).
+///
 /// # Safety
-/// AVX2 required; `src.len() >= 2 * dst.len()`.
-#[target_feature(enable = "avx2")]
-unsafe fn bf16_to_f32_avx2(src: &[u8], dst: &mut [f32]) {
+/// AVX2 and F16C required; `src.len() >= 2 * dst.len()`.
+#[target_feature(enable = "avx2,f16c")]
+unsafe fn half_to_f32<const F16: bool>(src: &[u8], dst: &mut [f32]) {
     let n32 = dst.len() / 32 * 32;
     let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
     let mut i = 0;
@@ -123,35 +126,21 @@ unsafe fn bf16_to_f32_avx2(src: &[u8], dst: &mut [f32]) {
             // SAFETY: 2*(i+j+8) <= 2*dst.len() <= src.len(); i + j + 8 <= dst.len()
             unsafe {
                 let h = _mm_loadu_si128(sp.add(2 * (i + j)) as *const __m128i);
-                let w = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h));
-                _mm256_storeu_ps(dp.add(i + j), _mm256_castsi256_ps(w));
+                let v = if F16 {
+                    _mm256_cvtph_ps(h)
+                } else {
+                    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h)))
+                };
+                _mm256_storeu_ps(dp.add(i + j), v);
             }
         }
         i += 32;
     }
-    super::bf16_to_f32_portable(&src[2 * n32..], &mut dst[n32..]);
-}
-
-/// # Safety
-/// F16C and AVX required; `src.len() >= 2 * dst.len()`.
-#[target_feature(enable = "avx2,f16c")]
-unsafe fn f16_to_f32_f16c(src: &[u8], dst: &mut [f32]) {
-    let n32 = dst.len() / 32 * 32;
-    let (sp, dp) = (src.as_ptr(), dst.as_mut_ptr());
-    let mut i = 0;
-    while i < n32 {
-        // a hint only, as in bf16_to_f32_avx2
-        _mm_prefetch::<_MM_HINT_T0>(sp.wrapping_add(2 * i + PREFETCH_AHEAD) as *const i8);
-        for j in (0..32).step_by(8) {
-            // SAFETY: as in bf16_to_f32_avx2
-            unsafe {
-                let h = _mm_loadu_si128(sp.add(2 * (i + j)) as *const __m128i);
-                _mm256_storeu_ps(dp.add(i + j), _mm256_cvtph_ps(h));
-            }
-        }
-        i += 32;
+    if F16 {
+        super::f16_to_f32_portable(&src[2 * n32..], &mut dst[n32..]);
+    } else {
+        super::bf16_to_f32_portable(&src[2 * n32..], &mut dst[n32..]);
     }
-    super::f16_to_f32_portable(&src[2 * n32..], &mut dst[n32..]);
 }
 
 /// Converts little-endian bf16 bytes to f32; false if the CPU lacks AVX2.
@@ -161,7 +150,7 @@ pub fn bf16_to_f32(src: &[u8], dst: &mut [f32]) -> bool {
     }
     assert!(src.len() >= 2 * dst.len());
     // SAFETY: feature checked, bounds asserted.
-    unsafe { bf16_to_f32_avx2(src, dst) };
+    unsafe { half_to_f32::<false>(src, dst) };
     true
 }
 
@@ -172,6 +161,6 @@ pub fn f16_to_f32(src: &[u8], dst: &mut [f32]) -> bool {
     }
     assert!(src.len() >= 2 * dst.len());
     // SAFETY: feature checked, bounds asserted.
-    unsafe { f16_to_f32_f16c(src, dst) };
+    unsafe { half_to_f32::<true>(src, dst) };
     true
 }
