@@ -9,11 +9,12 @@
 //! Why our own matrix product and not the `gemm` crate: weights stay in
 //! bf16 (converted a few rows at a time, in cache), which `gemm` cannot
 //! read; and measured on this project's 2-core CI machine (Xeon, AVX-512),
-//! 4864 x 896 bf16 weights, 2 threads, ours vs `gemm` 0.19 on weights
-//! pre-converted to f32 (twice the memory, so not an option anyway):
-//! m = 1: 8.9 vs 7.3 GMAC/s; m = 16: 51.6 vs 38.4; m = 128: 62.1 vs 68.7;
-//! m = 512: 63.9 vs 78.6. Decode (m = batch) is faster with ours; prefill
-//! would gain at most ~20%.
+//! 4864 x 896 bf16 weights, 2 threads, ours (AVX-512 tile) vs `gemm` 0.19
+//! on weights pre-converted to f32 (twice the memory, so not an option
+//! anyway): m = 1: 12.8 vs 6.7 GMAC/s; m = 16: 57.5 vs 37.5; m = 128: 64.2
+//! vs 68.5; m = 512: 73.2 vs 79.1. Decode (m = batch) is faster with ours;
+//! prefill would gain at most ~8%. (The AVX2 tile alone: 8.9, 51.6, 62.1,
+//! 63.9.)
 
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -405,15 +406,34 @@ mod tests {
 
     #[test]
     fn simd_and_portable_paths_agree() {
-        for &(rows, mb, k) in &[(1, 1, 5), (4, 3, 64), (2, 2, 77), (3, 1, 1000)] {
+        for &(rows, mb, k) in &[
+            (1, 1, 5),
+            (4, 3, 64),
+            (2, 2, 77),
+            (3, 1, 1000),
+            (4, 2, 16),
+            (1, 3, 33),
+        ] {
             let w = rand_vec(rows * k, 11);
             let x = rand_vec(mb * k, 12);
-            let mut a = vec![0f32; rows * mb];
             let mut b = vec![0f32; rows * mb];
-            dot_tile(&w, rows, &x, mb, k, &mut a);
             dot_tile_portable(&w, rows, &x, mb, k, &mut b);
-            for (p, q) in a.iter().zip(&b) {
-                assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{p} vs {q}");
+            let mut paths = vec![];
+            let mut a = vec![f32::NAN; rows * mb];
+            dot_tile(&w, rows, &x, mb, k, &mut a);
+            paths.push(a);
+            #[cfg(target_arch = "x86_64")]
+            for isa in [x86::Isa::Avx2, x86::Isa::Avx512] {
+                let mut a = vec![f32::NAN; rows * mb];
+                if x86::dot_tile_with(isa, &w, rows, &x, mb, k, &mut a) {
+                    eprintln!("checked {isa:?} tile {rows}x{mb}x{k}");
+                    paths.push(a);
+                }
+            }
+            for a in &paths {
+                for (p, q) in a.iter().zip(&b) {
+                    assert!((p - q).abs() <= 1e-5 * (1.0 + p.abs()), "{p} vs {q}");
+                }
             }
         }
         let src: Vec<u8> = (0..200u32)

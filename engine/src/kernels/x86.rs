@@ -1,8 +1,11 @@
 //! AVX2 + FMA (+ F16C) versions of the two hot loops: the dot-product tile
-//! of the matrix product and the weight-row conversion to f32. Each has a
+//! of the matrix product and the weight-row conversion to f32, and an
+//! AVX-512 version of the tile (twice the multiply-adds per instruction;
+//! prefill and batched decode are compute-bound). The AVX2 tile has a
 //! portable twin in `kernels/mod.rs` that computes the same sums in the same
-//! lane order (the only difference is the FMA's single rounding), and the
-//! tests run both on the same inputs.
+//! lane order (the only difference is the FMA's single rounding); the
+//! AVX-512 tile sums 16 lanes, so it differs from both by rounding only.
+//! The tests run every available path on the same inputs.
 //!
 //! The only `unsafe` in the engine: calls into `#[target_feature]` functions
 //! after runtime detection, and raw-pointer loads whose bounds the safe
@@ -20,6 +23,12 @@ pub fn available() -> bool {
             && std::is_x86_feature_detected!("fma")
             && std::is_x86_feature_detected!("f16c")
     })
+}
+
+/// Whether this CPU also has AVX-512F (checked once).
+pub fn available_512() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| available() && std::is_x86_feature_detected!("avx512f"))
 }
 
 #[target_feature(enable = "avx2,fma")]
@@ -72,34 +81,125 @@ unsafe fn tile<const R: usize, const MB: usize>(w: &[f32], x: &[f32], k: usize, 
     }
 }
 
-/// Safe entry to [`tile`] for `rows <= 4` weight rows and `mb <= 3`
-/// activation rows. Returns false (doing nothing) if the CPU lacks the
-/// features.
-pub fn dot_tile(w: &[f32], rows: usize, x: &[f32], mb: usize, k: usize, out: &mut [f32]) -> bool {
-    if !available() {
+/// [`tile`] with 16 lanes; the `k % 16` tail through masked loads (masked-off
+/// lanes are neither read nor faulted on).
+///
+/// # Safety
+/// The CPU must support AVX-512F; bounds as for [`tile`].
+#[target_feature(enable = "avx512f")]
+unsafe fn tile512<const R: usize, const MB: usize>(
+    w: &[f32],
+    x: &[f32],
+    k: usize,
+    out: &mut [f32],
+) {
+    let k16 = k / 16 * 16;
+    let wp = w.as_ptr();
+    let xp = x.as_ptr();
+    let mut acc = [[_mm512_setzero_ps(); MB]; R];
+    let mut i = 0;
+    while i < k {
+        let mask: __mmask16 = if i < k16 {
+            0xffff
+        } else {
+            (1u16 << (k - k16)) - 1
+        };
+        let mut xv = [_mm512_setzero_ps(); MB];
+        for (b, v) in xv.iter_mut().enumerate() {
+            // SAFETY: lanes i..i+16 masked to < k, b*k + k <= MB*k <= x.len()
+            *v = unsafe { _mm512_maskz_loadu_ps(mask, xp.add(b * k + i)) };
+        }
+        for (r, accr) in acc.iter_mut().enumerate() {
+            // SAFETY: as above, r*k + k <= R*k <= w.len()
+            let wv = unsafe { _mm512_maskz_loadu_ps(mask, wp.add(r * k + i)) };
+            for (a, xb) in accr.iter_mut().zip(&xv) {
+                *a = _mm512_fmadd_ps(wv, *xb, *a);
+            }
+        }
+        i += 16;
+    }
+    for r in 0..R {
+        for b in 0..MB {
+            out[r * MB + b] = _mm512_reduce_add_ps(acc[r][b]);
+        }
+    }
+}
+
+macro_rules! tile_dispatch {
+    ($f:ident, $rows:expr, $mb:expr, $w:expr, $x:expr, $k:expr, $out:expr) => {
+        match ($rows, $mb) {
+            (1, 1) => $f::<1, 1>($w, $x, $k, $out),
+            (1, 2) => $f::<1, 2>($w, $x, $k, $out),
+            (1, 3) => $f::<1, 3>($w, $x, $k, $out),
+            (2, 1) => $f::<2, 1>($w, $x, $k, $out),
+            (2, 2) => $f::<2, 2>($w, $x, $k, $out),
+            (2, 3) => $f::<2, 3>($w, $x, $k, $out),
+            (3, 1) => $f::<3, 1>($w, $x, $k, $out),
+            (3, 2) => $f::<3, 2>($w, $x, $k, $out),
+            (3, 3) => $f::<3, 3>($w, $x, $k, $out),
+            (4, 1) => $f::<4, 1>($w, $x, $k, $out),
+            (4, 2) => $f::<4, 2>($w, $x, $k, $out),
+            (4, 3) => $f::<4, 3>($w, $x, $k, $out),
+            _ => unreachable!("tile shape asserted by the caller"),
+        }
+    };
+}
+
+/// Which x86 tile [`dot_tile_with`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Avx2,
+    Avx512,
+}
+
+/// The widest tile this CPU runs, if any.
+pub fn best_isa() -> Option<Isa> {
+    if available_512() {
+        Some(Isa::Avx512)
+    } else if available() {
+        Some(Isa::Avx2)
+    } else {
+        None
+    }
+}
+
+/// Safe entry to the tiles for `rows <= 4` weight rows and `mb <= 3`
+/// activation rows, with the ISA chosen; false (doing nothing) if the CPU
+/// lacks it.
+pub fn dot_tile_with(
+    isa: Isa,
+    w: &[f32],
+    rows: usize,
+    x: &[f32],
+    mb: usize,
+    k: usize,
+    out: &mut [f32],
+) -> bool {
+    let ok = match isa {
+        Isa::Avx2 => available(),
+        Isa::Avx512 => available_512(),
+    };
+    if !ok {
         return false;
     }
-    assert!(rows <= 4 && mb <= 3);
+    assert!((1..=4).contains(&rows) && (1..=3).contains(&mb));
     assert!(w.len() >= rows * k && x.len() >= mb * k && out.len() >= rows * mb);
     // SAFETY: features checked above, bounds asserted above.
     unsafe {
-        match (rows, mb) {
-            (1, 1) => tile::<1, 1>(w, x, k, out),
-            (1, 2) => tile::<1, 2>(w, x, k, out),
-            (1, 3) => tile::<1, 3>(w, x, k, out),
-            (2, 1) => tile::<2, 1>(w, x, k, out),
-            (2, 2) => tile::<2, 2>(w, x, k, out),
-            (2, 3) => tile::<2, 3>(w, x, k, out),
-            (3, 1) => tile::<3, 1>(w, x, k, out),
-            (3, 2) => tile::<3, 2>(w, x, k, out),
-            (3, 3) => tile::<3, 3>(w, x, k, out),
-            (4, 1) => tile::<4, 1>(w, x, k, out),
-            (4, 2) => tile::<4, 2>(w, x, k, out),
-            (4, 3) => tile::<4, 3>(w, x, k, out),
-            _ => {}
+        match isa {
+            Isa::Avx2 => tile_dispatch!(tile, rows, mb, w, x, k, out),
+            Isa::Avx512 => tile_dispatch!(tile512, rows, mb, w, x, k, out),
         }
     }
     true
+}
+
+/// The widest available tile (see [`dot_tile_with`]); false if none.
+pub fn dot_tile(w: &[f32], rows: usize, x: &[f32], mb: usize, k: usize, out: &mut [f32]) -> bool {
+    match best_isa() {
+        Some(isa) => dot_tile_with(isa, w, rows, x, mb, k, out),
+        None => false,
+    }
 }
 
 /// How far ahead of the conversion the weight stream is prefetched, in
