@@ -71,7 +71,11 @@ impl Difficulty {
 /// `a[0]` is even, math otherwise; difficulty is `1 + a[1] mod 10`.
 pub fn assignment(seed: &[u8; 32]) -> (Kind, Difficulty) {
     let a = derive(label::CHALLENGE_ASSIGNMENT, &[seed]);
-    let kind = if a[0] % 2 == 0 { Kind::Sat } else { Kind::Math };
+    let kind = if a[0].is_multiple_of(2) {
+        Kind::Sat
+    } else {
+        Kind::Math
+    };
     (kind, Difficulty(MIN_DIFFICULTY + a[1] % MAX_DIFFICULTY))
 }
 

@@ -208,7 +208,7 @@ fn math_like(rng: &mut ChaCha20Rng) -> (String, Option<Rational>) {
         }
         let mut out = String::new();
         for (i, ch) in plain.chars().enumerate() {
-            if i > 0 && (plain.len() - i) % 3 == 0 {
+            if i > 0 && (plain.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(ch);

@@ -30,7 +30,7 @@ pub fn window_start(block: u64) -> u64 {
 
 /// Whether `block` names a window (is a multiple of `WINDOW_LENGTH`).
 pub fn is_window_start(block: u64) -> bool {
-    block % WINDOW_LENGTH == 0
+    block.is_multiple_of(WINDOW_LENGTH)
 }
 
 /// The block whose timestamp is window `w`'s upload deadline and whose hash
