@@ -94,13 +94,17 @@ impl Sequence {
 
 /// Which positions [`Model::forward`] computes logits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogitsFor {
+pub enum LogitsFor<'a> {
     /// None (hidden states only).
     None,
     /// The last new token of each sequence (generation).
     Last,
     /// Every new token.
     All,
+    /// These rows of the output (indices into the concatenated new tokens
+    /// of all sequences), in the order given: a verifier needs logits only
+    /// at the positions it opens, and the LM head is the largest matrix.
+    Rows(&'a [usize]),
 }
 
 /// What [`Model::forward`] returns. Rows are the new tokens of all
@@ -395,7 +399,7 @@ impl Model {
         &self,
         seqs: &mut [&mut Sequence],
         tokens: &[&[u32]],
-        which: LogitsFor,
+        which: LogitsFor<'_>,
     ) -> Result<ForwardOutput, EngineError> {
         let c = &self.config;
         if seqs.len() != tokens.len() {
@@ -439,6 +443,13 @@ impl Model {
             offsets.push(offsets.last().unwrap() + t.len());
         }
         let rows = row_pos.len();
+        if let LogitsFor::Rows(r) = which {
+            if let Some(&bad) = r.iter().find(|&&i| i >= rows) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "forward: logits asked for row {bad}, but there are {rows} new tokens"
+                )));
+            }
+        }
         let (h, d) = (c.hidden_size, c.head_dim);
         let (nh, nkv) = (c.num_heads, c.num_kv_heads);
         let group = nh / nkv;
@@ -568,6 +579,7 @@ impl Model {
             LogitsFor::None => Vec::new(),
             LogitsFor::All => (0..rows).collect(),
             LogitsFor::Last => offsets[1..].iter().map(|&e| e - 1).collect(),
+            LogitsFor::Rows(r) => r.to_vec(),
         };
         let mut logits = vec![0f32; logit_rows.len() * c.vocab_size];
         if !logit_rows.is_empty() {

@@ -176,3 +176,30 @@ fn stop_tokens_end_a_rollout_and_are_kept() {
     assert_eq!(c.finish, FinishReason::Stop);
     assert_eq!(c.tokens, free.tokens[..=first]);
 }
+
+#[test]
+fn logits_for_selected_rows_equal_the_full_rows() {
+    let model = stories();
+    let toks: Vec<u32> = (0..40).map(|i| 3 + (i * 37) % 500).collect();
+    let mut a = model.new_sequence();
+    let all = model
+        .forward(&mut [&mut a], &[&toks], LogitsFor::All)
+        .unwrap();
+    let rows = [39usize, 0, 17, 17];
+    let mut b = model.new_sequence();
+    let some = model
+        .forward(&mut [&mut b], &[&toks], LogitsFor::Rows(&rows))
+        .unwrap();
+    assert_eq!(some.logit_rows, rows);
+    for (i, &r) in rows.iter().enumerate() {
+        assert_eq!(some.logits_row(i), all.logits_row(r), "row {r}");
+    }
+    assert_eq!(some.hidden, all.hidden);
+    // a row past the end is an error, and the sequence is untouched
+    let mut c = model.new_sequence();
+    let e = model
+        .forward(&mut [&mut c], &[&toks], LogitsFor::Rows(&[40]))
+        .unwrap_err();
+    assert!(e.to_string().contains("row 40"), "{e}");
+    assert!(c.is_empty());
+}
