@@ -20,21 +20,13 @@ use grail_engine::synthetic::{self, Shape};
 use grail_engine::{generate_group, GenerateOptions, LogitsFor, Model, Sampler};
 use rayon::prelude::*;
 
-fn peak_rss_mib() -> f64 {
+/// A `/proc/self/status` memory field (`VmRSS`, `VmHWM`) in MiB; NaN where
+/// there is no procfs.
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
@@ -206,7 +198,7 @@ fn main() {
         // Reset the process's peak-RSS mark (Linux: clear_refs 5) so the
         // figure below is this model's, not the bandwidth buffer's.
         let _ = std::fs::write("/proc/self/clear_refs", "5");
-        let rss_before = rss_mib();
+        let rss_before = status_mib("VmRSS");
         let model = Model::load(dir.path()).unwrap();
         validate_batching(&model);
         let f = measure(&model, 128, 5, &[1, 16]);
@@ -219,8 +211,8 @@ fn main() {
         );
         println!(
             "  resident memory: {:.0} MiB now, peak {:.0} MiB since loading began ({:.0} MiB before)",
-            rss_mib(),
-            peak_rss_mib(),
+            status_mib("VmRSS"),
+            status_mib("VmHWM"),
             rss_before
         );
     }

@@ -118,19 +118,25 @@ struct RawConfig {
     pretraining_tp: Option<usize>,
 }
 
-fn read_json(path: &Path) -> Result<Value, EngineError> {
+/// The bytes of `path`, refusing files over `max` bytes before reading.
+pub(crate) fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, EngineError> {
     let io = |source| EngineError::Io {
         path: path.to_path_buf(),
         source,
     };
     let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_CONFIG_BYTES {
+    if len > max {
         return Err(EngineError::Config {
             path: path.to_path_buf(),
-            reason: format!("{len} bytes, more than the {MAX_CONFIG_BYTES} allowed"),
+            reason: format!("{len} bytes, more than the {max} allowed"),
         });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    std::fs::read(path).map_err(io)
+}
+
+/// A JSON file of at most [`MAX_CONFIG_BYTES`].
+pub(crate) fn read_json(path: &Path) -> Result<Value, EngineError> {
+    let bytes = read_capped(path, MAX_CONFIG_BYTES)?;
     serde_json::from_slice(&bytes).map_err(|e| EngineError::Config {
         path: path.to_path_buf(),
         reason: format!("not valid JSON: {e}"),

@@ -112,11 +112,11 @@ pub fn generate_group(
             )));
         }
     }
-    let h = model.config().hidden_size;
-
     let mut base = model.new_sequence();
-    let first = model.forward(&mut [&mut base], &[prompt], LogitsFor::Last)?;
-    let last_row = first.logit_rows[0];
+    // `out` is the last forward pass; rollout i draws its next token from
+    // logits row `row[i]` of it (and the hidden state that row came from).
+    let mut out = model.forward(&mut [&mut base], &[prompt], LogitsFor::Last)?;
+    let mut row = vec![0usize; n];
     let mut uniforms: Vec<Option<Uniforms>> = match sampler {
         Sampler::Verifiable { seeds, .. } => seeds.iter().map(|s| Some(Uniforms::new(s))).collect(),
         Sampler::Greedy => (0..n).map(|_| None).collect(),
@@ -134,26 +134,17 @@ pub fn generate_group(
             done: false,
         })
         .collect();
-    // Per rollout: the logits and hidden state its next token is drawn from.
-    let mut pending: Vec<(Vec<f32>, Vec<f32>)> = vec![
-        (
-            first.logits_row(0).to_vec(),
-            first.hidden_row(last_row).to_vec()
-        );
-        n
-    ];
 
     for t in 0..opts.max_new_tokens {
-        let mut feed = Vec::new();
         for (i, a) in active.iter_mut().enumerate() {
             if a.done {
                 continue;
             }
-            let (logits, hidden) = &pending[i];
+            let logits = out.logits_row(row[i]);
+            let hidden = out.hidden_row(out.logit_rows[row[i]]);
             let (token, logprob) = match (sampler, &mut uniforms[i]) {
                 (Sampler::Verifiable { temperature, .. }, Some(u)) => {
-                    let ut = u.at(t as u32);
-                    sampling::sample_with_logprob(logits, temperature, ut)
+                    sampling::sample_with_logprob(logits, temperature, u.at(t as u32))
                 }
                 _ => argmax(logits).and_then(|tok| Ok((tok, sampling::logprob(logits, 1.0, tok)?))),
             }
@@ -176,35 +167,26 @@ pub fn generate_group(
                 a.done = true;
             } else if t + 1 == opts.max_new_tokens {
                 a.done = true;
-            } else {
-                feed.push(i);
             }
         }
+        // feed every unfinished rollout its new token, as one batch
+        let mut feed: Vec<(usize, &mut Active)> = active
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, a)| !a.done)
+            .collect();
         if feed.is_empty() {
             break;
         }
         let toks: Vec<[u32; 1]> = feed
             .iter()
-            .map(|&i| [*active[i].out.tokens.last().unwrap()])
+            .map(|(_, a)| [*a.out.tokens.last().expect("sampled above")])
             .collect();
         let tok_refs: Vec<&[u32]> = toks.iter().map(|t| &t[..]).collect();
-        let mut seq_refs: Vec<&mut Sequence> = Vec::with_capacity(feed.len());
-        {
-            let mut it = feed.iter().peekable();
-            for (i, a) in active.iter_mut().enumerate() {
-                if it.peek() == Some(&&i) {
-                    seq_refs.push(&mut a.seq);
-                    it.next();
-                }
-            }
-        }
-        let out = model.forward(&mut seq_refs, &tok_refs, LogitsFor::Last)?;
-        for (j, &i) in feed.iter().enumerate() {
-            let r = out.logit_rows[j];
-            pending[i].0.copy_from_slice(out.logits_row(j));
-            pending[i]
-                .1
-                .copy_from_slice(&out.hidden[r * h..(r + 1) * h]);
+        let mut seq_refs: Vec<&mut Sequence> = feed.iter_mut().map(|(_, a)| &mut a.seq).collect();
+        out = model.forward(&mut seq_refs, &tok_refs, LogitsFor::Last)?;
+        for (j, (i, _)) in feed.iter().enumerate() {
+            row[*i] = j;
         }
     }
     Ok(active.into_iter().map(|a| a.out).collect())

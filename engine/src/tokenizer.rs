@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::config::{read_capped, read_json, MAX_CONFIG_BYTES};
 use crate::error::EngineError;
 
 /// The template used when a model has none: each message as
@@ -82,21 +83,6 @@ fn token_string(v: &Value) -> Option<String> {
     }
 }
 
-fn read_capped(path: &Path, max: u64) -> Result<Vec<u8>, EngineError> {
-    let io = |source| EngineError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > max {
-        return Err(EngineError::Config {
-            path: path.to_path_buf(),
-            reason: format!("{len} bytes, more than the {max} allowed"),
-        });
-    }
-    std::fs::read(path).map_err(io)
-}
-
 impl Tokenizer {
     /// Loads `tokenizer.json` and the chat template from `dir`.
     pub fn load(dir: &Path) -> Result<Self, EngineError> {
@@ -113,11 +99,7 @@ impl Tokenizer {
 
         let config_path = dir.join("tokenizer_config.json");
         let config: Value = if config_path.exists() {
-            serde_json::from_slice(&read_capped(&config_path, crate::config::MAX_CONFIG_BYTES)?)
-                .map_err(|e| EngineError::Config {
-                    path: config_path.clone(),
-                    reason: format!("not valid JSON: {e}"),
-                })?
+            read_json(&config_path)?
         } else {
             Value::Null
         };
@@ -136,7 +118,7 @@ impl Tokenizer {
 
         let jinja = dir.join("chat_template.jinja");
         let (template, template_source) = if jinja.exists() {
-            let bytes = read_capped(&jinja, crate::config::MAX_CONFIG_BYTES)?;
+            let bytes = read_capped(&jinja, MAX_CONFIG_BYTES)?;
             let text = String::from_utf8(bytes).map_err(|_| EngineError::ChatTemplate {
                 path: jinja.clone(),
                 reason: "not UTF-8".into(),
