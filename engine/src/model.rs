@@ -354,8 +354,9 @@ impl Model {
         &self.files
     }
 
-    /// Bytes of weights one decode step reads: every layer matrix, the LM
-    /// head, and one embedding row per token (norms and biases excluded).
+    /// Bytes of weight matrices one decode step reads: every layer matrix
+    /// and the LM head. The gathered embedding rows, norms and biases are
+    /// left out (a few KB per step).
     pub fn weight_bytes_per_step(&self) -> u64 {
         let size = |m: &MatRef| (m.rows * m.cols * m.dtype.size()) as u64;
         let layers: u64 = self
