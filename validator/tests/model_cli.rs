@@ -259,156 +259,63 @@ fn bad_input_exits_2_with_a_message() {
     let stories = fixtures().join("stories260K");
     let m = stories.to_str().unwrap();
     let seed = "00".repeat(32);
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+    let fwd = ["model", "forward", "--model", m];
+    let gen = [
+        "model",
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "a",
+        "--max-new-tokens",
+        "5",
+    ];
+    let with = |base: &[&str], tail: &[&str]| -> Vec<String> {
+        base.iter().chain(tail).map(|s| s.to_string()).collect()
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            vec![
-                "model",
-                "forward",
-                "--model",
-                "/nonexistent/model",
-                "--tokens",
-                "1",
-            ],
+            with(
+                &["model", "forward", "--model", "/nonexistent/model"],
+                &["--tokens", "1"],
+            ),
             "/nonexistent/model",
         ),
+        (with(&fwd, &["--tokens", "1,512"]), "token id 512"),
+        (with(&fwd, &["--tokens", "1,x"]), "invalid digit"),
+        (with(&fwd, &[]), "--tokens"),
         (
-            vec!["model", "forward", "--model", m, "--tokens", "1,512"],
-            "token id 512",
-        ),
-        (
-            vec!["model", "forward", "--model", m, "--tokens", "1,x"],
-            "invalid digit",
-        ),
-        (vec!["model", "forward", "--model", m], "--tokens"),
-        (
-            vec![
-                "model",
-                "generate",
-                "--model",
-                m,
-                "--prompt",
-                "a",
-                "--max-new-tokens",
-                "0",
-            ],
+            with(&gen[..6], &["--max-new-tokens", "0"]),
             "--max-new-tokens",
         ),
         (
-            vec![
-                "model",
-                "generate",
-                "--model",
-                m,
-                "--prompt",
-                "a",
-                "--max-new-tokens",
-                "600",
-            ],
+            with(&gen[..6], &["--max-new-tokens", "600"]),
             "max_position_embeddings",
         ),
+        (with(&gen, &["--temperature", "0.5"]), "--seed"),
         (
-            vec![
-                "model",
-                "generate",
-                "--model",
-                m,
-                "--prompt",
-                "a",
-                "--max-new-tokens",
-                "5",
-                "--temperature",
-                "0.5",
-            ],
-            "--seed",
-        ),
-        (
-            vec![
-                "model",
-                "generate",
-                "--model",
-                m,
-                "--prompt",
-                "a",
-                "--max-new-tokens",
-                "5",
-                "--temperature",
-                "0",
-                "--seed",
-                &seed,
-            ],
+            with(&gen, &["--temperature", "0", "--seed", &seed]),
             "--temperature",
         ),
         (
-            vec![
-                "model",
-                "generate",
-                "--model",
-                m,
-                "--prompt",
-                "a",
-                "--max-new-tokens",
-                "5",
-                "--temperature",
-                "0.0005",
-                "--seed",
-                &seed,
-            ],
+            with(&gen, &["--temperature", "0.0005", "--seed", &seed]),
             "--temperature",
         ),
         (
-            vec![
-                "model",
-                "generate",
-                "--model",
-                m,
-                "--prompt",
-                "a",
-                "--max-new-tokens",
-                "5",
-                "--temperature",
-                "1",
-                "--seed",
-                "zz",
-            ],
+            with(&gen, &["--temperature", "1", "--seed", "zz"]),
             "--seed",
         ),
         (
-            vec![
-                "model",
-                "generate",
-                "--model",
-                m,
-                "--prompt",
-                "a",
-                "--max-new-tokens",
-                "5",
-                "--temperature",
-                "1",
-                "--seed",
-                "00",
-            ],
+            with(&gen, &["--temperature", "1", "--seed", "00"]),
             "64 hex digits",
         ),
         (
-            vec![
-                "model",
-                "generate",
-                "--model",
-                m,
-                "--prompt",
-                "a",
-                "--max-new-tokens",
-                "5",
-                "--greedy",
-                "--temperature",
-                "1",
-                "--seed",
-                &seed,
-            ],
+            with(&gen, &["--greedy", "--temperature", "1", "--seed", &seed]),
             "cannot be used with",
         ),
     ];
     for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = grail(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
