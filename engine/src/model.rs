@@ -463,6 +463,11 @@ impl Model {
             embed.row_into(tok as usize, &mut x[r * h..(r + 1) * h]);
         }
 
+        // rotary (cos, sin) of every row's position, shared by all layers
+        let mut rope = vec![(0f32, 0f32); rows * (d / 2)];
+        for (cs, &(_, pos)) in rope.chunks_exact_mut(d / 2).zip(&row_pos) {
+            kernels::rope_table(&self.inv_freq, pos, cs);
+        }
         let mut xn = vec![0f32; rows * h];
         let mut q = vec![0f32; rows * nh * d];
         let mut k = vec![0f32; rows * nkv * d];
@@ -495,14 +500,9 @@ impl Model {
                 layer.v_bias.as_deref(),
                 &mut v,
             );
-            for (r, &(_, pos)) in row_pos.iter().enumerate() {
-                kernels::rope(&mut q[r * nh * d..(r + 1) * nh * d], d, &self.inv_freq, pos);
-                kernels::rope(
-                    &mut k[r * nkv * d..(r + 1) * nkv * d],
-                    d,
-                    &self.inv_freq,
-                    pos,
-                );
+            for (r, cs) in rope.chunks_exact(d / 2).enumerate() {
+                kernels::rope(&mut q[r * nh * d..(r + 1) * nh * d], d, cs);
+                kernels::rope(&mut k[r * nkv * d..(r + 1) * nkv * d], d, cs);
             }
             // append K and V to each sequence's cache
             for (r, &(si, _)) in row_pos.iter().enumerate() {

@@ -260,17 +260,22 @@ pub fn silu_mul(g: &mut [f32], u: &[f32]) {
     }
 }
 
-/// Rotates each `head_dim`-sized head of `x` (one token's q or k) for
-/// `position`, in transformers' "rotate half" layout: element `i` pairs with
-/// `i + head_dim/2`, both using frequency `inv_freq[i]`.
-pub fn rope(x: &mut [f32], head_dim: usize, inv_freq: &[f32], position: usize) {
-    let half = head_dim / 2;
+/// The rotary `(cos, sin)` pairs of `position`: `angle_i = position *
+/// inv_freq[i]` in f32, as transformers computes them. The same for every
+/// layer, so a forward pass computes them once per token.
+pub fn rope_table(inv_freq: &[f32], position: usize, out: &mut [(f32, f32)]) {
     let pos = position as f32;
-    let mut cs = [(0f32, 0f32); 1024];
-    for (c, &f) in cs.iter_mut().zip(inv_freq) {
+    for (c, &f) in out.iter_mut().zip(inv_freq) {
         let angle = pos * f;
         *c = (angle.cos(), angle.sin());
     }
+}
+
+/// Rotates each `head_dim`-sized head of `x` (one token's q or k) by the
+/// pairs of [`rope_table`], in transformers' "rotate half" layout: element
+/// `i` pairs with `i + head_dim/2`, both using `cs[i]`.
+pub fn rope(x: &mut [f32], head_dim: usize, cs: &[(f32, f32)]) {
+    let half = head_dim / 2;
     for h in x.chunks_exact_mut(head_dim) {
         let (a, b) = h.split_at_mut(half);
         for ((x1, x2), &(cos, sin)) in a.iter_mut().zip(b.iter_mut()).zip(&cs[..half]) {
@@ -488,9 +493,12 @@ mod tests {
             .map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / 8.0))
             .collect();
         let orig = x.clone();
-        rope(&mut x, 8, &inv, 0);
+        let mut cs = [(0f32, 0f32); 4];
+        rope_table(&inv, 0, &mut cs);
+        rope(&mut x, 8, &cs);
         assert_eq!(x, orig, "position 0 is the identity");
-        rope(&mut x, 8, &inv, 5);
+        rope_table(&inv, 5, &mut cs);
+        rope(&mut x, 8, &cs);
         let after: f32 = x.iter().map(|v| v * v).sum();
         assert!((before - after).abs() < 1e-4);
         // element 0 pairs with element 4 at frequency 1: angle 5
