@@ -530,6 +530,19 @@ impl SubtensorClient {
         Ok(u64::from_le_bytes(bytes))
     }
 
+    /// A devnet's self-description (`grail_devnetInfo`, served only by
+    /// [`crate::devnet`]): drand relay and key, block time, subnet,
+    /// generation parameters.
+    pub async fn devnet_info(&self) -> Result<crate::devnet::DevnetInfo> {
+        const METHOD: &str = "grail_devnetInfo";
+        let value = self.call(METHOD, json!([])).await?;
+        if value.is_null() {
+            return Err(self.null(METHOD, "the devnet description".into()));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| self.malformed(METHOD, "devnet info", e.to_string()))
+    }
+
     /// The hotkeys registered on `netuid` at the finalized head, as
     /// `(uid, hotkey)` sorted by uid.
     pub async fn hotkeys(&self, netuid: u16) -> Result<Vec<(u16, AccountId)>> {

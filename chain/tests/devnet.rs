@@ -236,3 +236,32 @@ fn devnet_chain_hash_lookup_is_bounded() {
         .is_err());
     assert!(chain.answer("no_such_method", &[], now).is_err());
 }
+
+#[tokio::test]
+async fn devnet_info_describes_the_running_devnet() {
+    let devnet = Devnet::start(config()).await.unwrap();
+    let client = SubtensorClient::with_options(&devnet.chain_url(), fast_subtensor()).unwrap();
+    let info = client.devnet_info().await.unwrap();
+    assert_eq!(info.drand_url, devnet.drand_url());
+    assert_eq!(&info.drand_chain().unwrap(), devnet.drand_chain());
+    assert_eq!(info.netuid, DEFAULT_NETUID);
+    assert_eq!(info.block_ms, devnet.chain().block_ms());
+    assert_eq!(info.generation, grail_chain::devnet::default_generation());
+    info.generation.validate().unwrap();
+    // A client pinned from the info verifies the devnet's beacons.
+    let drand = DrandClient::new(
+        info.drand_chain().unwrap(),
+        vec![info.drand_url],
+        fast_drand(),
+    )
+    .unwrap();
+    assert_eq!(drand.fetch(2).await.unwrap().round(), 2);
+    devnet.shutdown().await;
+}
+
+#[test]
+fn a_chain_without_info_does_not_know_the_method() {
+    let chain = DevnetChain::new(b"s", 0, 1000);
+    let err = chain.answer("grail_devnetInfo", &[], 5_000).unwrap_err();
+    assert_eq!(err.0, -32601);
+}

@@ -20,12 +20,14 @@
 //! | [`wire`] | §8 window file |
 //! | [`keys`], [`wallet`] | §9 keys and signatures |
 //! | [`params`] | §10 parameters |
+//! | [`generation`] | §14 generation parameters, window object key |
 #![deny(unsafe_code)]
 
 pub mod beacon;
 pub mod challenge;
 pub mod commit;
 pub mod fingerprint;
+pub mod generation;
 pub mod hash;
 pub mod keys;
 pub mod opening;

@@ -16,7 +16,9 @@
 //! Served (JSON-RPC 2.0 over HTTP POST `/`): `chain_getBlockHash([] | [n])`,
 //! `chain_getHeader([] | [hash])`, `chain_getFinalizedHead`,
 //! `state_getStorage([key, at?])`, `state_getKeysPaged([prefix, count,
-//! start?, at?])`, `state_queryStorageAt([[keys], at?])`. A block after the
+//! start?, at?])`, `state_queryStorageAt([[keys], at?])`, and
+//! `grail_devnetInfo` ([`DevnetInfo`](super::DevnetInfo): drand relay and key,
+//! block time, netuid, generation parameters) when the devnet set it. A block after the
 //! best one does not exist yet (`null`; unknown block error as `at`).
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -54,6 +56,7 @@ pub struct DevnetChain {
     genesis_ms: u64,
     block_ms: u64,
     storage: BTreeMap<Vec<u8>, Vec<u8>>,
+    info: Option<Value>,
 }
 
 impl DevnetChain {
@@ -65,6 +68,7 @@ impl DevnetChain {
             genesis_ms,
             block_ms: block_ms.max(1),
             storage: BTreeMap::new(),
+            info: None,
         }
     }
 
@@ -72,6 +76,11 @@ impl DevnetChain {
     pub fn register(&mut self, netuid: u16, uid: u16, hotkey: [u8; 32]) {
         self.storage
             .insert(hotkey_key(netuid, uid).to_vec(), hotkey.to_vec());
+    }
+
+    /// What `grail_devnetInfo` answers (without it, the method is unknown).
+    pub fn set_info(&mut self, info: super::DevnetInfo) {
+        self.info = Some(serde_json::to_value(info).expect("devnet info serializes"));
     }
 
     pub fn genesis_ms(&self) -> u64 {
@@ -219,6 +228,7 @@ impl DevnetChain {
                 }
                 Ok(json!([{"block": hex0x(&self.block_hash(n)), "changes": changes}]))
             }
+            "grail_devnetInfo" if self.info.is_some() => Ok(self.info.clone().unwrap_or_default()),
             _ => Err((-32601, format!("Method not found: {method}"))),
         }
     }

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use grail_core::beacon::{BeaconError, DrandChain};
+use grail_core::generation::GenerationParams;
 use grail_core::keys::Keypair;
+use grail_core::params::MAX_PROMPT_TOKENS;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -68,6 +70,53 @@ pub struct DevnetConfig {
     pub genesis_time: Option<u64>,
     /// `(netuid, uid, hotkey)` registered in `SubtensorModule.Keys`.
     pub hotkeys: Vec<(u16, u16, [u8; 32])>,
+    /// What the devnet's miners generate with, announced by `grail_devnetInfo`.
+    pub generation: GenerationParams,
+}
+
+/// Default completion cap on a devnet: short, so a window of the bundled
+/// stories260K model finishes in seconds on a laptop CPU.
+pub const DEFAULT_DEVNET_MAX_NEW_TOKENS: u32 = 64;
+
+/// The devnet's default generation parameters: temperature 1.0,
+/// [`DEFAULT_DEVNET_MAX_NEW_TOKENS`], and a context limit that fits the
+/// largest protocol prompt, so small-context models (stories260K: 512
+/// positions) run full-size problems.
+pub fn default_generation() -> GenerationParams {
+    GenerationParams {
+        max_new_tokens: DEFAULT_DEVNET_MAX_NEW_TOKENS,
+        context_limit: Some(MAX_PROMPT_TOKENS + DEFAULT_DEVNET_MAX_NEW_TOKENS),
+        ..GenerationParams::default()
+    }
+}
+
+/// What `grail_devnetInfo` answers: where the devnet's drand relay is and
+/// the key that pins its chain, the block time, the subnet, and the
+/// generation parameters. A client that follows a devnet (`--devnet URL`)
+/// learns everything from this one call; the devnet's key is public and its
+/// beacons are for local testing only (PROTOCOL.md §4).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DevnetInfo {
+    pub netuid: u16,
+    pub block_ms: u64,
+    pub drand_url: String,
+    /// Hex of the compressed G2 public key.
+    pub drand_public_key: String,
+    pub drand_genesis_time: u64,
+    pub drand_period: u64,
+    pub generation: GenerationParams,
+}
+
+impl DevnetInfo {
+    /// The drand chain to pin for this devnet's beacons.
+    pub fn drand_chain(&self) -> Result<DrandChain, BeaconError> {
+        let key =
+            hex::decode(&self.drand_public_key).map_err(|_| BeaconError::InvalidPublicKey {
+                chain: grail_core::beacon::DEVNET_BEACON_ID.into(),
+                public_key: self.drand_public_key.clone(),
+            })?;
+        DrandChain::devnet(&key, self.drand_genesis_time, self.drand_period)
+    }
 }
 
 /// The dev hotkeys of [`DEFAULT_HOTKEYS`] as uids 0.. of [`DEFAULT_NETUID`].
@@ -92,6 +141,7 @@ impl Default for DevnetConfig {
             drand_period_s: DEFAULT_DRAND_PERIOD_S,
             genesis_time: None,
             hotkeys: default_hotkeys(),
+            generation: default_generation(),
         }
     }
 }
@@ -132,15 +182,6 @@ impl Devnet {
             genesis_time,
             config.drand_period_s,
         )?);
-        let mut chain = DevnetChain::new(
-            &config.seed,
-            genesis_time.saturating_mul(1000),
-            config.block_ms,
-        );
-        for &(netuid, uid, hotkey) in &config.hotkeys {
-            chain.register(netuid, uid, hotkey);
-        }
-        let chain = Arc::new(chain);
         let chain_listener = bind("devnet chain", config.chain_port).await?;
         let drand_listener = bind("devnet drand", config.drand_port).await?;
         let local = |l: &TcpListener, what| {
@@ -152,6 +193,25 @@ impl Devnet {
         };
         let chain_addr = local(&chain_listener, "devnet chain")?;
         let drand_addr = local(&drand_listener, "devnet drand")?;
+        let mut chain = DevnetChain::new(
+            &config.seed,
+            genesis_time.saturating_mul(1000),
+            config.block_ms,
+        );
+        for &(netuid, uid, hotkey) in &config.hotkeys {
+            chain.register(netuid, uid, hotkey);
+        }
+        let netuid = config.hotkeys.first().map_or(DEFAULT_NETUID, |h| h.0);
+        chain.set_info(DevnetInfo {
+            netuid,
+            block_ms: chain.block_ms(),
+            drand_url: format!("http://{drand_addr}"),
+            drand_public_key: hex::encode(beacon.chain().public_key()),
+            drand_genesis_time: beacon.chain().genesis_time(),
+            drand_period: beacon.chain().period(),
+            generation: config.generation,
+        });
+        let chain = Arc::new(chain);
         // `true` (or the handle dropped): stop serving.
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
