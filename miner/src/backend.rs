@@ -1,0 +1,129 @@
+//! The generation interface the miner drives: the CPU engine now, the CUDA
+//! backend later behind the same trait.
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use grail_core::hash::Digest;
+use grail_core::sketch::SketchPlanes;
+use grail_engine::generate::GroupRequest;
+use grail_engine::{generate_groups, Completion, EngineError, GenerateOptions, Model, Sampler};
+
+/// One group to generate: a prompt and one sampling seed per rollout.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupJob<'a> {
+    pub prompt: &'a [u32],
+    pub seeds: &'a [Digest],
+}
+
+/// What every group of one call shares.
+#[derive(Debug, Clone, Copy)]
+pub struct JobOptions<'a> {
+    pub temperature: f64,
+    pub max_new_tokens: usize,
+    /// Completion ends after any of these (kept as the last token).
+    pub stop_tokens: &'a [u32],
+    pub planes: &'a SketchPlanes,
+    /// Set to stop at the next decode step ([`EngineError::Cancelled`]).
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+/// A rollout generator: verifiable sampling, per-token logprobs and sketches.
+pub trait Backend: Send + Sync {
+    /// For logs: which backend, on what.
+    fn describe(&self) -> String;
+    /// The model's hidden size (the sketch planes' dimension).
+    fn hidden_size(&self) -> usize;
+    /// The model's end-of-sequence ids.
+    fn eos_tokens(&self) -> &[u32];
+    /// Generate every group's rollouts; `out[g][r]` is rollout `r` of group
+    /// `g`, with tokens, logprobs and sketches.
+    fn generate(
+        &self,
+        jobs: &[GroupJob<'_>],
+        opts: &JobOptions<'_>,
+    ) -> Result<Vec<Vec<Completion>>, EngineError>;
+}
+
+/// Which backend `--backend` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// The CPU engine (grail-engine).
+    Cpu,
+}
+
+/// The CPU engine: groups prefilled in one pass, all rollouts decoded as one batch.
+#[derive(Debug)]
+pub struct CpuBackend {
+    model: Model,
+}
+
+impl CpuBackend {
+    /// Load `dir`, allowing `context_limit` positions when that is more than
+    /// the checkpoint's own limit.
+    pub fn load(dir: &Path, context_limit: Option<u32>) -> Result<CpuBackend, EngineError> {
+        let mut model = Model::load(dir)?;
+        if let Some(limit) = context_limit {
+            let limit = limit as usize;
+            if limit > model.max_positions() {
+                model.set_max_positions(limit)?;
+            }
+        }
+        Ok(CpuBackend { model })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+}
+
+impl Backend for CpuBackend {
+    fn describe(&self) -> String {
+        format!(
+            "cpu engine, {} threads, {} ({} layers, hidden {})",
+            rayon_threads(),
+            self.model.config().architecture.hf_name(),
+            self.model.config().num_layers,
+            self.model.config().hidden_size
+        )
+    }
+
+    fn hidden_size(&self) -> usize {
+        self.model.config().hidden_size
+    }
+
+    fn eos_tokens(&self) -> &[u32] {
+        &self.model.config().eos_token_ids
+    }
+
+    fn generate(
+        &self,
+        jobs: &[GroupJob<'_>],
+        opts: &JobOptions<'_>,
+    ) -> Result<Vec<Vec<Completion>>, EngineError> {
+        let requests: Vec<GroupRequest<'_>> = jobs
+            .iter()
+            .map(|j| GroupRequest {
+                prompt: j.prompt,
+                sampler: Sampler::Verifiable {
+                    temperature: opts.temperature,
+                    seeds: j.seeds,
+                },
+            })
+            .collect();
+        generate_groups(
+            &self.model,
+            &requests,
+            &GenerateOptions {
+                max_new_tokens: opts.max_new_tokens,
+                stop_tokens: opts.stop_tokens,
+                keep_hidden: false,
+                sketch: Some(opts.planes),
+                cancel: opts.cancel,
+            },
+        )
+    }
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
