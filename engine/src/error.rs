@@ -64,9 +64,14 @@ pub enum EngineError {
         position: usize,
         vocab: usize,
     },
-    /// A sequence would grow beyond the model's context.
-    #[error("sequence length {len} exceeds the model's max_position_embeddings {max}")]
+    /// A sequence would grow beyond the model's context
+    /// ([`Model::max_positions`](crate::Model::max_positions)).
+    #[error("sequence length {len} exceeds the model's context limit {max} (max_position_embeddings unless raised with set_max_positions)")]
     ContextTooLong { len: usize, max: usize },
+    /// [`Model::set_max_positions`](crate::Model::set_max_positions) was
+    /// asked for a limit outside `1..=max`.
+    #[error("a context limit of {requested} positions is outside 1..={max}")]
+    MaxPositionsOutOfRange { requested: usize, max: usize },
     /// The tokenizer file could not be loaded or could not encode/decode.
     #[error("tokenizer {path}: {reason}")]
     Tokenizer { path: PathBuf, reason: String },

@@ -99,7 +99,7 @@ pub fn generate_group(
     // The last completion token is never fed back, so the context needs
     // prompt + max_new_tokens - 1 positions.
     let need = prompt.len().saturating_add(opts.max_new_tokens - 1);
-    let max = model.config().max_position_embeddings;
+    let max = model.max_positions();
     if need > max {
         return Err(EngineError::ContextTooLong { len: need, max });
     }

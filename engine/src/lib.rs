@@ -44,5 +44,5 @@ pub mod tokenizer;
 pub use config::{Architecture, ModelConfig, RopeScaling};
 pub use error::EngineError;
 pub use generate::{generate_group, Completion, FinishReason, GenerateOptions, Sampler};
-pub use model::{ForwardOutput, LogitsFor, Model, Sequence};
+pub use model::{ForwardOutput, LogitsFor, Model, Sequence, MAX_POSITIONS};
 pub use tokenizer::{ChatMessage, Tokenizer};
