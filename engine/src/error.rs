@@ -88,16 +88,39 @@ pub enum EngineError {
     /// A request that makes no sense (empty prompt, zero rollouts, ...).
     #[error("{0}")]
     InvalidRequest(String),
+    /// What went wrong with one group of a
+    /// [`generate_groups`](crate::generate_groups) request (its index in
+    /// the request).
+    #[error("group {group}: {source}")]
+    Group {
+        group: usize,
+        source: Box<EngineError>,
+    },
+    /// Generation was cancelled through
+    /// [`GenerateOptions::cancel`](crate::GenerateOptions::cancel).
+    #[error("generation cancelled")]
+    Cancelled,
 }
 
 impl EngineError {
+    /// This error, as concerning group `group` of a request.
+    pub fn in_group(self, group: usize) -> Self {
+        EngineError::Group {
+            group,
+            source: Box::new(self),
+        }
+    }
+
     /// True when the input was read and found wrong (bad config, corrupt
     /// tensors, a token out of range); false when something could not be
-    /// read at all (missing file, I/O). Tools map these to exit codes.
+    /// read at all (missing file, I/O) or the work was cancelled. Tools map
+    /// these to exit codes.
     pub fn is_invalid_input(&self) -> bool {
         match self {
             EngineError::MissingFile { .. } | EngineError::Io { .. } => false,
             EngineError::Tensors(e) => e.is_invalid_input(),
+            EngineError::Group { source, .. } => source.is_invalid_input(),
+            EngineError::Cancelled => false,
             _ => true,
         }
     }

@@ -432,8 +432,9 @@ fn non_finite_matrix_fails_sampling_not_silently() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
-    let e = generate_group(&model, &[1, 2, 3], Sampler::Greedy, 1, &opts).unwrap_err();
+    let e = generate_group(&model, &[1, 2, 3], Sampler::Greedy { n: 1 }, &opts).unwrap_err();
     match &e {
         EngineError::Sampling { position, .. } => assert_eq!(*position, 0),
         other => panic!("{other:?}"),
@@ -632,10 +633,11 @@ fn raising_max_positions_admits_longer_sequences_and_keeps_the_earlier_rows() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
-    let ok = generate_group(&model, &toks, Sampler::Greedy, 1, &opts(3)).unwrap();
+    let ok = generate_group(&model, &toks, Sampler::Greedy { n: 1 }, &opts(3)).unwrap();
     assert_eq!(ok[0].tokens.len(), 3);
-    let e = generate_group(&model, &toks, Sampler::Greedy, 1, &opts(4096)).unwrap_err();
+    let e = generate_group(&model, &toks, Sampler::Greedy { n: 1 }, &opts(4096)).unwrap_err();
     assert!(
         matches!(
             e,
@@ -691,6 +693,7 @@ fn degenerate_generate_requests_are_invalid_requests() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
     let cases: [(&[u32], usize, usize); 3] = [
         (&[1, 2], 0, 4), // no rollouts
@@ -698,7 +701,7 @@ fn degenerate_generate_requests_are_invalid_requests() {
         (&[1, 2], 1, 0), // nothing to generate
     ];
     for (prompt, n, max_new) in cases {
-        let e = generate_group(&model, prompt, Sampler::Greedy, n, &opts(max_new)).unwrap_err();
+        let e = generate_group(&model, prompt, Sampler::Greedy { n }, &opts(max_new)).unwrap_err();
         assert!(
             matches!(e, EngineError::InvalidRequest(_)),
             "{n} rollouts, {} prompt tokens, max_new_tokens {max_new}: {e:?}",
@@ -714,7 +717,6 @@ fn degenerate_generate_requests_are_invalid_requests() {
             temperature: 1.0,
             seeds: &[],
         },
-        0,
         &opts(4),
     )
     .unwrap_err();
@@ -729,7 +731,6 @@ fn degenerate_generate_requests_are_invalid_requests() {
                 temperature,
                 seeds: &seeds,
             },
-            0,
             &opts(4),
         )
         .unwrap_err();
@@ -739,7 +740,7 @@ fn degenerate_generate_requests_are_invalid_requests() {
         );
     }
     // a token outside the vocabulary in the prompt
-    let e = generate_group(&model, &[1, 512], Sampler::Greedy, 1, &opts(4)).unwrap_err();
+    let e = generate_group(&model, &[1, 512], Sampler::Greedy { n: 1 }, &opts(4)).unwrap_err();
     assert!(
         matches!(
             e,
@@ -763,14 +764,27 @@ fn generation_beyond_the_context_is_context_too_long() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
     // the last token is never fed back: prompt + max_new - 1 positions
-    let e = generate_group(&model, &prompt, Sampler::Greedy, 1, &opts(max - 200 + 2)).unwrap_err();
+    let e = generate_group(
+        &model,
+        &prompt,
+        Sampler::Greedy { n: 1 },
+        &opts(max - 200 + 2),
+    )
+    .unwrap_err();
     assert!(
         matches!(e, EngineError::ContextTooLong { len, max: m } if len == max + 1 && m == max),
         "{e:?}"
     );
-    let ok = generate_group(&model, &prompt, Sampler::Greedy, 1, &opts(max - 200 + 1)).unwrap();
+    let ok = generate_group(
+        &model,
+        &prompt,
+        Sampler::Greedy { n: 1 },
+        &opts(max - 200 + 1),
+    )
+    .unwrap();
     assert_eq!(ok[0].tokens.len(), max - 200 + 1);
 }
 
@@ -784,8 +798,9 @@ fn huge_max_new_tokens_is_context_too_long() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
-    let e = generate_group(&model, &[1, 2], Sampler::Greedy, 1, &opts).unwrap_err();
+    let e = generate_group(&model, &[1, 2], Sampler::Greedy { n: 1 }, &opts).unwrap_err();
     assert!(matches!(e, EngineError::ContextTooLong { .. }), "{e:?}");
 }
 
