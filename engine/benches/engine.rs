@@ -135,8 +135,9 @@ fn validate_stories(dir: &Path) -> Model {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
-    let got = generate_group(&model, &[1], Sampler::Greedy, 1, &opts).unwrap();
+    let got = generate_group(&model, &[1], Sampler::Greedy { n: 1 }, &opts).unwrap();
     assert_eq!(
         got[0].tokens, want,
         "stories260K greedy continuation differs from expected_greedy.json"
@@ -153,9 +154,10 @@ fn validate_batching(model: &Model) {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
-    let one = generate_group(model, &prompt, Sampler::Greedy, 1, &opts).unwrap();
-    let many = generate_group(model, &prompt, Sampler::Greedy, 16, &opts).unwrap();
+    let one = generate_group(model, &prompt, Sampler::Greedy { n: 1 }, &opts).unwrap();
+    let many = generate_group(model, &prompt, Sampler::Greedy { n: 16 }, &opts).unwrap();
     assert!(
         many.iter().all(|c| c.tokens == one[0].tokens),
         "batch-16 decode differs from batch-1"

@@ -64,9 +64,14 @@ pub enum EngineError {
         position: usize,
         vocab: usize,
     },
-    /// A sequence would grow beyond the model's context.
-    #[error("sequence length {len} exceeds the model's max_position_embeddings {max}")]
+    /// A sequence would grow beyond the model's context
+    /// ([`Model::max_positions`](crate::Model::max_positions)).
+    #[error("sequence length {len} exceeds the model's context limit {max} (max_position_embeddings unless raised with set_max_positions)")]
     ContextTooLong { len: usize, max: usize },
+    /// [`Model::set_max_positions`](crate::Model::set_max_positions) was
+    /// asked for a limit outside `1..=max`.
+    #[error("a context limit of {requested} positions is outside 1..={max}")]
+    MaxPositionsOutOfRange { requested: usize, max: usize },
     /// The tokenizer file could not be loaded or could not encode/decode.
     #[error("tokenizer {path}: {reason}")]
     Tokenizer { path: PathBuf, reason: String },
@@ -83,16 +88,39 @@ pub enum EngineError {
     /// A request that makes no sense (empty prompt, zero rollouts, ...).
     #[error("{0}")]
     InvalidRequest(String),
+    /// What went wrong with one group of a
+    /// [`generate_groups`](crate::generate_groups) request (its index in
+    /// the request).
+    #[error("group {group}: {source}")]
+    Group {
+        group: usize,
+        source: Box<EngineError>,
+    },
+    /// Generation was cancelled through
+    /// [`GenerateOptions::cancel`](crate::GenerateOptions::cancel).
+    #[error("generation cancelled")]
+    Cancelled,
 }
 
 impl EngineError {
+    /// This error, as concerning group `group` of a request.
+    pub fn in_group(self, group: usize) -> Self {
+        EngineError::Group {
+            group,
+            source: Box::new(self),
+        }
+    }
+
     /// True when the input was read and found wrong (bad config, corrupt
     /// tensors, a token out of range); false when something could not be
-    /// read at all (missing file, I/O). Tools map these to exit codes.
+    /// read at all (missing file, I/O) or the work was cancelled. Tools map
+    /// these to exit codes.
     pub fn is_invalid_input(&self) -> bool {
         match self {
             EngineError::MissingFile { .. } | EngineError::Io { .. } => false,
             EngineError::Tensors(e) => e.is_invalid_input(),
+            EngineError::Group { source, .. } => source.is_invalid_input(),
+            EngineError::Cancelled => false,
             _ => true,
         }
     }

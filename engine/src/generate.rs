@@ -1,8 +1,15 @@
-//! Generating a group of rollouts from one prompt: prefill once, fork the KV
-//! cache per rollout, decode all rollouts as one batch, sample each position
-//! with the protocol's verifiable sampler (or greedily), and record per
-//! completion position the token, its logprob and the final hidden state
+//! Generating groups of rollouts: prefill every group's prompt in one
+//! forward pass, fork each prompt's KV cache once per rollout, decode every
+//! unfinished rollout of every group as one batch per step, sample each
+//! position with the protocol's verifiable sampler (or greedily), and record
+//! per completion position the token, its logprob and the final hidden state
 //! that produced the logits it was drawn from (PROTOCOL.md §6.1).
+//!
+//! The kernels compute every row of a batch the same way whatever else is in
+//! the batch, so a rollout is bit for bit the same generated alone, with its
+//! group, or beside other groups.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use grail_core::hash::Digest;
 use grail_core::sampling::{self, Uniforms};
@@ -14,9 +21,10 @@ use crate::model::{LogitsFor, Model, Sequence};
 /// How each completion token is chosen.
 #[derive(Debug, Clone, Copy)]
 pub enum Sampler<'a> {
-    /// Argmax (the first maximal logit); logprobs are the plain
-    /// log-softmax. Not a protocol sampling mode: for tests and the CLI.
-    Greedy,
+    /// `n` rollouts by argmax (the first maximal logit), all the same;
+    /// logprobs are the plain log-softmax. Not a protocol sampling mode: for
+    /// tests and the CLI.
+    Greedy { n: usize },
     /// The protocol sampler (PROTOCOL.md §5.2) at `temperature`, one
     /// rollout per seed, position `t` using `u_t` of that seed's stream;
     /// logprobs are of the temperature softmax (what a rollout commits).
@@ -26,7 +34,26 @@ pub enum Sampler<'a> {
     },
 }
 
-/// Generation limits and what to keep of the hidden states.
+impl Sampler<'_> {
+    /// How many rollouts this sampler makes.
+    pub fn rollouts(&self) -> usize {
+        match self {
+            Sampler::Greedy { n } => *n,
+            Sampler::Verifiable { seeds, .. } => seeds.len(),
+        }
+    }
+}
+
+/// One group of [`generate_groups`]: a prompt and how to sample its
+/// rollouts.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupRequest<'a> {
+    pub prompt: &'a [u32],
+    pub sampler: Sampler<'a>,
+}
+
+/// Generation limits, what to keep of the hidden states, and when to stop
+/// early.
 #[derive(Debug, Clone, Copy)]
 pub struct GenerateOptions<'a> {
     /// Stop after this many completion tokens.
@@ -39,6 +66,10 @@ pub struct GenerateOptions<'a> {
     /// Sketch every completion position's hidden state with these planes
     /// as it is produced (16 bytes per position instead of the state).
     pub sketch: Option<&'a SketchPlanes>,
+    /// Read before every forward pass (the prefill and each decode step):
+    /// once it is true, generation stops and returns
+    /// [`EngineError::Cancelled`] (a miner's graceful shutdown).
+    pub cancel: Option<&'a AtomicBool>,
 }
 
 /// Why a rollout ended.
@@ -63,45 +94,112 @@ pub struct Completion {
     pub finish: FinishReason,
 }
 
+/// One rollout in flight.
 struct Active {
+    group: usize,
+    /// The protocol sampler's stream; `None` for greedy.
+    uniforms: Option<Uniforms>,
     seq: Sequence,
+    /// Its row of logits in the last forward pass.
+    row: usize,
     out: Completion,
     done: bool,
 }
 
-/// Generates `n` rollouts of `prompt` (`n` = number of seeds for
-/// [`Sampler::Verifiable`]; `greedy_n` for [`Sampler::Greedy`]).
+/// Generates the rollouts of one group (`sampler.rollouts()` of them):
+/// [`generate_groups`] with one group, its errors not wrapped in
+/// [`EngineError::Group`].
 pub fn generate_group(
     model: &Model,
     prompt: &[u32],
     sampler: Sampler<'_>,
-    greedy_n: usize,
     opts: &GenerateOptions<'_>,
 ) -> Result<Vec<Completion>, EngineError> {
-    let n = match sampler {
-        Sampler::Greedy => greedy_n,
-        Sampler::Verifiable { temperature, seeds } => {
-            if !(temperature.is_finite() && temperature > 0.0) {
-                return Err(EngineError::InvalidRequest(format!(
-                    "temperature {temperature} must be positive"
-                )));
-            }
-            seeds.len()
+    match generate_groups(model, &[GroupRequest { prompt, sampler }], opts) {
+        Ok(mut groups) => Ok(groups.pop().expect("one group in, one group out")),
+        Err(EngineError::Group { source, .. }) => Err(*source),
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks one group against the model and options; the error is not yet
+/// wrapped with the group's index.
+fn check_group(
+    model: &Model,
+    g: &GroupRequest<'_>,
+    opts: &GenerateOptions<'_>,
+) -> Result<(), EngineError> {
+    if let Sampler::Verifiable { temperature, .. } = g.sampler {
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(EngineError::InvalidRequest(format!(
+                "temperature {temperature} must be positive"
+            )));
         }
-    };
-    if n == 0 || prompt.is_empty() || opts.max_new_tokens == 0 {
+    }
+    let n = g.sampler.rollouts();
+    if n == 0 || g.prompt.is_empty() {
         return Err(EngineError::InvalidRequest(format!(
-            "generate: {n} rollouts, {} prompt tokens, max_new_tokens {}: all must be positive",
-            prompt.len(),
-            opts.max_new_tokens
+            "{n} rollouts of {} prompt tokens: both must be positive",
+            g.prompt.len()
         )));
+    }
+    let vocab = model.config().vocab_size;
+    if let Some((position, &token)) = g
+        .prompt
+        .iter()
+        .enumerate()
+        .find(|(_, &t)| t as usize >= vocab)
+    {
+        return Err(EngineError::TokenOutOfRange {
+            token,
+            position,
+            vocab,
+        });
     }
     // The last completion token is never fed back, so the context needs
     // prompt + max_new_tokens - 1 positions.
-    let need = prompt.len().saturating_add(opts.max_new_tokens - 1);
-    let max = model.config().max_position_embeddings;
+    let need = g.prompt.len().saturating_add(opts.max_new_tokens - 1);
+    let max = model.max_positions();
     if need > max {
         return Err(EngineError::ContextTooLong { len: need, max });
+    }
+    Ok(())
+}
+
+fn check_cancel(opts: &GenerateOptions<'_>) -> Result<(), EngineError> {
+    match opts.cancel {
+        Some(flag) if flag.load(Ordering::Relaxed) => Err(EngineError::Cancelled),
+        _ => Ok(()),
+    }
+}
+
+/// Generates the rollouts of several groups at once, `groups[g].sampler`'s
+/// count for group `g`, returned in request order: one forward pass
+/// prefills every prompt (sequences of different lengths in one batch),
+/// each prompt's cache is forked once per rollout, and each decode step
+/// feeds every unfinished rollout of every group as one batch. The
+/// rollouts are bit for bit those of [`generate_group`] on each group
+/// alone.
+///
+/// Everything is checked before any work; an error that concerns one group
+/// (no rollouts, empty prompt, bad temperature, a prompt token outside the
+/// vocabulary, prompt + `max_new_tokens - 1` past
+/// [`Model::max_positions`], sampling failure) is [`EngineError::Group`]
+/// naming it.
+pub fn generate_groups(
+    model: &Model,
+    groups: &[GroupRequest<'_>],
+    opts: &GenerateOptions<'_>,
+) -> Result<Vec<Vec<Completion>>, EngineError> {
+    if groups.is_empty() {
+        return Err(EngineError::InvalidRequest(
+            "generate: no groups".to_string(),
+        ));
+    }
+    if opts.max_new_tokens == 0 {
+        return Err(EngineError::InvalidRequest(
+            "generate: max_new_tokens must be positive".to_string(),
+        ));
     }
     if let Some(p) = opts.sketch {
         if p.dim() != model.config().hidden_size {
@@ -112,45 +210,67 @@ pub fn generate_group(
             )));
         }
     }
-    let mut base = model.new_sequence();
-    // `out` is the last forward pass; rollout i draws its next token from
-    // logits row `row[i]` of it (and the hidden state that row came from).
-    let mut out = model.forward(&mut [&mut base], &[prompt], LogitsFor::Last)?;
-    let mut row = vec![0usize; n];
-    let mut uniforms: Vec<Option<Uniforms>> = match sampler {
-        Sampler::Verifiable { seeds, .. } => seeds.iter().map(|s| Some(Uniforms::new(s))).collect(),
-        Sampler::Greedy => (0..n).map(|_| None).collect(),
+    for (group, g) in groups.iter().enumerate() {
+        check_group(model, g, opts).map_err(|e| e.in_group(group))?;
+    }
+
+    check_cancel(opts)?;
+    let mut bases: Vec<Sequence> = groups.iter().map(|_| model.new_sequence()).collect();
+    let prompts: Vec<&[u32]> = groups.iter().map(|g| g.prompt).collect();
+    // `out` is the last forward pass; a rollout draws its next token from
+    // logits row `row` of it (and the hidden state that row came from).
+    // After the prefill, row `g` is group `g`'s last prompt token.
+    let mut out = {
+        let mut refs: Vec<&mut Sequence> = bases.iter_mut().collect();
+        model.forward(&mut refs, &prompts, LogitsFor::Last)?
     };
-    let mut active: Vec<Active> = (0..n)
-        .map(|_| Active {
-            seq: base.clone(),
-            out: Completion {
-                tokens: Vec::new(),
-                logprobs: Vec::new(),
-                hidden: opts.keep_hidden.then(Vec::new),
-                sketches: opts.sketch.map(|_| Vec::new()),
-                finish: FinishReason::Length,
-            },
-            done: false,
-        })
-        .collect();
+    let mut active: Vec<Active> = Vec::new();
+    for (group, (g, base)) in groups.iter().zip(bases).enumerate() {
+        let n = g.sampler.rollouts();
+        let uniforms: Vec<Option<Uniforms>> = match g.sampler {
+            Sampler::Verifiable { seeds, .. } => {
+                seeds.iter().map(|s| Some(Uniforms::new(s))).collect()
+            }
+            Sampler::Greedy { .. } => (0..n).map(|_| None).collect(),
+        };
+        // fork the prompt's cache: clones for all but the last rollout,
+        // which takes the original
+        let mut seqs: Vec<Sequence> = (1..n).map(|_| base.clone()).collect();
+        seqs.push(base);
+        for (uniforms, seq) in uniforms.into_iter().zip(seqs) {
+            active.push(Active {
+                group,
+                uniforms,
+                seq,
+                row: group,
+                out: Completion {
+                    tokens: Vec::new(),
+                    logprobs: Vec::new(),
+                    hidden: opts.keep_hidden.then(Vec::new),
+                    sketches: opts.sketch.map(|_| Vec::new()),
+                    finish: FinishReason::Length,
+                },
+                done: false,
+            });
+        }
+    }
 
     for t in 0..opts.max_new_tokens {
-        for (i, a) in active.iter_mut().enumerate() {
-            if a.done {
-                continue;
-            }
-            let logits = out.logits_row(row[i]);
-            let hidden = out.hidden_row(out.logit_rows[row[i]]);
-            let (token, logprob) = match (sampler, &mut uniforms[i]) {
+        for a in active.iter_mut().filter(|a| !a.done) {
+            let logits = out.logits_row(a.row);
+            let hidden = out.hidden_row(out.logit_rows[a.row]);
+            let sampled = match (groups[a.group].sampler, &mut a.uniforms) {
                 (Sampler::Verifiable { temperature, .. }, Some(u)) => {
                     sampling::sample_with_logprob(logits, temperature, u.at(t as u32))
                 }
                 _ => argmax(logits).and_then(|tok| Ok((tok, sampling::logprob(logits, 1.0, tok)?))),
-            }
-            .map_err(|source| EngineError::Sampling {
-                position: t,
-                source,
+            };
+            let (token, logprob) = sampled.map_err(|source| {
+                EngineError::Sampling {
+                    position: t,
+                    source,
+                }
+                .in_group(a.group)
             })?;
             a.out.tokens.push(token);
             a.out.logprobs.push(logprob);
@@ -158,8 +278,10 @@ pub fn generate_group(
                 hs.extend_from_slice(hidden);
             }
             if let (Some(sk), Some(planes)) = (&mut a.out.sketches, opts.sketch) {
+                // the planes' dimension was checked against the model's
                 sk.push(planes.sketch(hidden).map_err(|e| {
                     EngineError::InvalidRequest(format!("sketch at position {t}: {e}"))
+                        .in_group(a.group)
                 })?);
             }
             if opts.stop_tokens.contains(&token) {
@@ -169,27 +291,33 @@ pub fn generate_group(
                 a.done = true;
             }
         }
-        // feed every unfinished rollout its new token, as one batch
-        let mut feed: Vec<(usize, &mut Active)> = active
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, a)| !a.done)
-            .collect();
+        // feed every unfinished rollout of every group its new token, as
+        // one batch
+        let mut feed: Vec<&mut Active> = active.iter_mut().filter(|a| !a.done).collect();
         if feed.is_empty() {
             break;
         }
+        check_cancel(opts)?;
         let toks: Vec<[u32; 1]> = feed
             .iter()
-            .map(|(_, a)| [*a.out.tokens.last().expect("sampled above")])
+            .map(|a| [*a.out.tokens.last().expect("sampled above")])
             .collect();
         let tok_refs: Vec<&[u32]> = toks.iter().map(|t| &t[..]).collect();
-        let mut seq_refs: Vec<&mut Sequence> = feed.iter_mut().map(|(_, a)| &mut a.seq).collect();
-        out = model.forward(&mut seq_refs, &tok_refs, LogitsFor::Last)?;
-        for (j, (i, _)) in feed.iter().enumerate() {
-            row[*i] = j;
+        for (j, a) in feed.iter_mut().enumerate() {
+            a.row = j;
         }
+        let mut seq_refs: Vec<&mut Sequence> = feed.iter_mut().map(|a| &mut a.seq).collect();
+        out = model.forward(&mut seq_refs, &tok_refs, LogitsFor::Last)?;
     }
-    Ok(active.into_iter().map(|a| a.out).collect())
+
+    let mut results: Vec<Vec<Completion>> = groups
+        .iter()
+        .map(|g| Vec::with_capacity(g.sampler.rollouts()))
+        .collect();
+    for a in active {
+        results[a.group].push(a.out);
+    }
+    Ok(results)
 }
 
 /// Index of the first maximal logit (torch.argmax's tie rule); errors on a

@@ -9,7 +9,9 @@
 //! `scripts/make_engine_fixtures.py`) and on the trained stories260K model.
 //!
 //! ```
-//! use grail_engine::{generate_group, GenerateOptions, LogitsFor, Model, Sampler, Tokenizer};
+//! use grail_engine::{
+//!     generate_group, generate_groups, GenerateOptions, GroupRequest, LogitsFor, Model, Sampler, Tokenizer,
+//! };
 //! # let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/stories260K"));
 //! let model = Model::load(dir)?;
 //! let tokenizer = Tokenizer::load(dir)?;
@@ -22,13 +24,24 @@
 //!
 //! // a group of 4 rollouts with the protocol's verifiable sampler
 //! let seeds = [[1u8; 32], [2; 32], [3; 32], [4; 32]];
-//! let opts = GenerateOptions { max_new_tokens: 20, stop_tokens: &model.config().eos_token_ids, keep_hidden: true, sketch: None };
-//! let group = generate_group(&model, &prompt, Sampler::Verifiable { temperature: 0.8, seeds: &seeds }, 0, &opts)?;
+//! let opts = GenerateOptions { max_new_tokens: 20, stop_tokens: &model.config().eos_token_ids, keep_hidden: true, sketch: None, cancel: None };
+//! let group = generate_group(&model, &prompt, Sampler::Verifiable { temperature: 0.8, seeds: &seeds }, &opts)?;
 //! assert_eq!(group.len(), 4);
 //! for c in &group {
 //!     assert_eq!(c.logprobs.len(), c.tokens.len());
 //!     assert_eq!(c.hidden.as_ref().unwrap().len(), c.tokens.len() * model.config().hidden_size);
 //! }
+//!
+//! // several groups at once: one prefill, one decode batch; each group's
+//! // rollouts are bit for bit those it gets alone
+//! let other = tokenizer.encode("The cat", true)?;
+//! let groups = [
+//!     GroupRequest { prompt: &prompt, sampler: Sampler::Verifiable { temperature: 0.8, seeds: &seeds } },
+//!     GroupRequest { prompt: &other, sampler: Sampler::Greedy { n: 2 } },
+//! ];
+//! let both = generate_groups(&model, &groups, &opts)?;
+//! assert_eq!(both[0][3].tokens, group[3].tokens);
+//! assert_eq!(both[1].len(), 2);
 //! # Ok::<(), grail_engine::EngineError>(())
 //! ```
 #![deny(unsafe_code)]
@@ -43,6 +56,9 @@ pub mod tokenizer;
 
 pub use config::{Architecture, ModelConfig, RopeScaling};
 pub use error::EngineError;
-pub use generate::{generate_group, Completion, FinishReason, GenerateOptions, Sampler};
-pub use model::{ForwardOutput, LogitsFor, Model, Sequence};
+pub use generate::{
+    generate_group, generate_groups, Completion, FinishReason, GenerateOptions, GroupRequest,
+    Sampler,
+};
+pub use model::{ForwardOutput, LogitsFor, Model, Sequence, MAX_POSITIONS};
 pub use tokenizer::{ChatMessage, Tokenizer};

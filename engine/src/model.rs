@@ -55,13 +55,22 @@ pub struct Model {
     layers: Vec<Layer>,
     norm: Vec<f32>,
     inv_freq: Vec<f32>,
+    /// Longest sequence [`Model::forward`] accepts ([`Model::max_positions`]).
+    max_positions: usize,
 }
+
+/// The most positions [`Model::set_max_positions`] allows. Rotary angles
+/// are `position * inv_freq` in f32, as transformers computes them, and
+/// positions are exact in f32 up to 2^24; past this bound a sequence's KV
+/// cache alone would outgrow any machine the engine runs on.
+pub const MAX_POSITIONS: usize = 1 << 20;
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Model")
             .field("dir", &self.files.dir())
             .field("config", &self.config)
+            .field("max_positions", &self.max_positions)
             .finish()
     }
 }
@@ -331,6 +340,7 @@ impl Model {
         }
         let norm = l.vector("model.norm.weight", h)?;
         let inv_freq = rope_inv_freq(c);
+        let max_positions = c.max_position_embeddings;
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(Model {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -341,12 +351,41 @@ impl Model {
             layers,
             norm,
             inv_freq,
+            max_positions,
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// The longest sequence (prompt plus completion) [`Model::forward`] and
+    /// generation accept: `max_position_embeddings` from the config unless
+    /// changed with [`Model::set_max_positions`].
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// Sets the longest sequence the model accepts to `n` (in
+    /// `1..=`[`MAX_POSITIONS`]), above or below the config's
+    /// `max_position_embeddings`. Sequences already longer than `n` can no
+    /// longer grow.
+    ///
+    /// Past `max_position_embeddings` the results are still exact functions
+    /// of the weights, computed as transformers computes them (it does not
+    /// enforce the limit, and the rotary scalings the engine supports do
+    /// not depend on the sequence length), but they lie outside the range
+    /// the model was trained on: expect worse text, not different numbers.
+    pub fn set_max_positions(&mut self, n: usize) -> Result<(), EngineError> {
+        if !(1..=MAX_POSITIONS).contains(&n) {
+            return Err(EngineError::MaxPositionsOutOfRange {
+                requested: n,
+                max: MAX_POSITIONS,
+            });
+        }
+        self.max_positions = n;
+        Ok(())
     }
 
     /// The memory-mapped checkpoint (for its fingerprint, say).
@@ -395,7 +434,8 @@ impl Model {
     /// Runs the model over new tokens of several sequences at once:
     /// `tokens[i]` are appended to `seqs[i]` (prefill when many, decode when
     /// one), their KV entries cached. Returns the final hidden state of
-    /// every new token and the logits `which` asks for.
+    /// every new token and the logits `which` asks for. A sequence may not
+    /// grow past [`Model::max_positions`].
     pub fn forward(
         &self,
         seqs: &mut [&mut Sequence],
@@ -425,10 +465,10 @@ impl Model {
                 )));
             }
             let end = s.len + t.len();
-            if end > c.max_position_embeddings {
+            if end > self.max_positions {
                 return Err(EngineError::ContextTooLong {
                     len: end,
-                    max: c.max_position_embeddings,
+                    max: self.max_positions,
                 });
             }
             for (j, &tok) in t.iter().enumerate() {

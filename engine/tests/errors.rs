@@ -432,8 +432,9 @@ fn non_finite_matrix_fails_sampling_not_silently() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
-    let e = generate_group(&model, &[1, 2, 3], Sampler::Greedy, 1, &opts).unwrap_err();
+    let e = generate_group(&model, &[1, 2, 3], Sampler::Greedy { n: 1 }, &opts).unwrap_err();
     match &e {
         EngineError::Sampling { position, .. } => assert_eq!(*position, 0),
         other => panic!("{other:?}"),
@@ -583,6 +584,73 @@ fn sequence_beyond_max_position_embeddings_is_context_too_long() {
 }
 
 #[test]
+fn raising_max_positions_admits_longer_sequences_and_keeps_the_earlier_rows() {
+    let mut model = Model::load(&fixture("stories260K")).unwrap();
+    let trained = model.config().max_position_embeddings;
+    assert_eq!((trained, model.max_positions()), (512, 512));
+    let toks: Vec<u32> = (0..600).map(|i| 3 + (i * 37) % 500).collect();
+    let mut s = model.new_sequence();
+    let e = model
+        .forward(&mut [&mut s], &[&toks], LogitsFor::All)
+        .unwrap_err();
+    assert!(
+        matches!(e, EngineError::ContextTooLong { len: 600, max: 512 }),
+        "{e:?}"
+    );
+    assert_names(&e, &["600", "512", "max_position_embeddings"]);
+    assert!(s.is_empty());
+
+    // out of bounds: refused, and the limit stays as it was
+    for n in [0, grail_engine::MAX_POSITIONS + 1, usize::MAX] {
+        let e = model.set_max_positions(n).unwrap_err();
+        assert!(
+            matches!(e, EngineError::MaxPositionsOutOfRange { requested, .. } if requested == n),
+            "{n}: {e:?}"
+        );
+        assert_names(&e, &[&n.to_string()]);
+    }
+    assert_eq!(model.max_positions(), 512);
+
+    model.set_max_positions(4096).unwrap();
+    assert_eq!(model.max_positions(), 4096);
+    let long = model
+        .forward(&mut [&mut s], &[&toks], LogitsFor::All)
+        .unwrap();
+    assert_eq!(s.len(), 600);
+    // causal: the first 512 rows do not see the rest, bit for bit
+    let mut short = model.new_sequence();
+    let within = model
+        .forward(&mut [&mut short], &[&toks[..trained]], LogitsFor::All)
+        .unwrap();
+    let (h, v) = (within.hidden_size, within.vocab_size);
+    assert_eq!(within.hidden[..], long.hidden[..trained * h]);
+    assert_eq!(within.logits[..], long.logits[..trained * v]);
+    assert!(long.logits.iter().all(|z| z.is_finite()));
+
+    // generation checks the raised limit too
+    let opts = |max_new_tokens| GenerateOptions {
+        max_new_tokens,
+        stop_tokens: &[],
+        keep_hidden: false,
+        sketch: None,
+        cancel: None,
+    };
+    let ok = generate_group(&model, &toks, Sampler::Greedy { n: 1 }, &opts(3)).unwrap();
+    assert_eq!(ok[0].tokens.len(), 3);
+    let e = generate_group(&model, &toks, Sampler::Greedy { n: 1 }, &opts(4096)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            EngineError::ContextTooLong {
+                len: 4695,
+                max: 4096
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn forked_sequence_continues_like_the_original() {
     let model = Model::load(&fixture("stories260K")).unwrap();
     let prompt = [1u32, 403, 407, 261, 378];
@@ -625,6 +693,7 @@ fn degenerate_generate_requests_are_invalid_requests() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
     let cases: [(&[u32], usize, usize); 3] = [
         (&[1, 2], 0, 4), // no rollouts
@@ -632,7 +701,7 @@ fn degenerate_generate_requests_are_invalid_requests() {
         (&[1, 2], 1, 0), // nothing to generate
     ];
     for (prompt, n, max_new) in cases {
-        let e = generate_group(&model, prompt, Sampler::Greedy, n, &opts(max_new)).unwrap_err();
+        let e = generate_group(&model, prompt, Sampler::Greedy { n }, &opts(max_new)).unwrap_err();
         assert!(
             matches!(e, EngineError::InvalidRequest(_)),
             "{n} rollouts, {} prompt tokens, max_new_tokens {max_new}: {e:?}",
@@ -648,7 +717,6 @@ fn degenerate_generate_requests_are_invalid_requests() {
             temperature: 1.0,
             seeds: &[],
         },
-        0,
         &opts(4),
     )
     .unwrap_err();
@@ -663,7 +731,6 @@ fn degenerate_generate_requests_are_invalid_requests() {
                 temperature,
                 seeds: &seeds,
             },
-            0,
             &opts(4),
         )
         .unwrap_err();
@@ -673,7 +740,7 @@ fn degenerate_generate_requests_are_invalid_requests() {
         );
     }
     // a token outside the vocabulary in the prompt
-    let e = generate_group(&model, &[1, 512], Sampler::Greedy, 1, &opts(4)).unwrap_err();
+    let e = generate_group(&model, &[1, 512], Sampler::Greedy { n: 1 }, &opts(4)).unwrap_err();
     assert!(
         matches!(
             e,
@@ -697,14 +764,27 @@ fn generation_beyond_the_context_is_context_too_long() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
     // the last token is never fed back: prompt + max_new - 1 positions
-    let e = generate_group(&model, &prompt, Sampler::Greedy, 1, &opts(max - 200 + 2)).unwrap_err();
+    let e = generate_group(
+        &model,
+        &prompt,
+        Sampler::Greedy { n: 1 },
+        &opts(max - 200 + 2),
+    )
+    .unwrap_err();
     assert!(
         matches!(e, EngineError::ContextTooLong { len, max: m } if len == max + 1 && m == max),
         "{e:?}"
     );
-    let ok = generate_group(&model, &prompt, Sampler::Greedy, 1, &opts(max - 200 + 1)).unwrap();
+    let ok = generate_group(
+        &model,
+        &prompt,
+        Sampler::Greedy { n: 1 },
+        &opts(max - 200 + 1),
+    )
+    .unwrap();
     assert_eq!(ok[0].tokens.len(), max - 200 + 1);
 }
 
@@ -718,8 +798,9 @@ fn huge_max_new_tokens_is_context_too_long() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
-    let e = generate_group(&model, &[1, 2], Sampler::Greedy, 1, &opts).unwrap_err();
+    let e = generate_group(&model, &[1, 2], Sampler::Greedy { n: 1 }, &opts).unwrap_err();
     assert!(matches!(e, EngineError::ContextTooLong { .. }), "{e:?}");
 }
 

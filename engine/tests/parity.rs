@@ -176,8 +176,9 @@ fn greedy_continuations_equal_transformers_generate() {
                 stop_tokens: &model.config().eos_token_ids,
                 keep_hidden: false,
                 sketch: None,
+                cancel: None,
             };
-            let got = generate_group(&model, prompt, Sampler::Greedy, 1, &opts).unwrap();
+            let got = generate_group(&model, prompt, Sampler::Greedy { n: 1 }, &opts).unwrap();
             assert_eq!(&got[0].tokens, want, "{name} greedy from {prompt:?}");
         }
     }
@@ -209,7 +210,8 @@ fn stories260k_greedy_and_first_logits() {
         stop_tokens: &[],
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
-    let got = generate_group(&model, &prompt, Sampler::Greedy, 1, &opts).unwrap();
+    let got = generate_group(&model, &prompt, Sampler::Greedy { n: 1 }, &opts).unwrap();
     assert_eq!(got[0].tokens, want);
 }

@@ -191,15 +191,16 @@ fn generate(a: &GenerateArgs) -> Result<(), Failure> {
             temperature: f64::from(m) / 1000.0,
             seeds: s,
         },
-        _ => Sampler::Greedy,
+        _ => Sampler::Greedy { n: 1 },
     };
     let opts = GenerateOptions {
         max_new_tokens: a.max_new_tokens as usize,
         stop_tokens: &model.config().eos_token_ids,
         keep_hidden: false,
         sketch: None,
+        cancel: None,
     };
-    let c: Completion = generate_group(&model, &prompt, sampler, 1, &opts)
+    let c: Completion = generate_group(&model, &prompt, sampler, &opts)
         .map_err(usage)?
         .pop()
         .expect("one rollout");
