@@ -6,7 +6,9 @@ use std::sync::atomic::AtomicBool;
 use grail_core::hash::Digest;
 use grail_core::sketch::SketchPlanes;
 use grail_engine::generate::GroupRequest;
-use grail_engine::{generate_groups, Completion, EngineError, GenerateOptions, Model, Sampler};
+use grail_engine::{
+    generate_groups, Completion, EngineError, GenerateOptions, Model, ModelConfig, Sampler,
+};
 
 /// One group to generate: a prompt and one sampling seed per rollout.
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +33,12 @@ pub struct JobOptions<'a> {
 pub trait Backend: Send + Sync {
     /// For logs: which backend, on what.
     fn describe(&self) -> String;
+    /// The model's shape.
+    fn model_config(&self) -> &ModelConfig;
     /// The model's hidden size (the sketch planes' dimension).
-    fn hidden_size(&self) -> usize;
+    fn hidden_size(&self) -> usize {
+        self.model_config().hidden_size
+    }
     /// The model's end-of-sequence ids.
     fn eos_tokens(&self) -> &[u32];
     /// Generate every group's rollouts; `out[g][r]` is rollout `r` of group
@@ -80,15 +86,15 @@ impl Backend for CpuBackend {
     fn describe(&self) -> String {
         format!(
             "cpu engine, {} threads, {} ({} layers, hidden {})",
-            rayon_threads(),
+            threads(),
             self.model.config().architecture.hf_name(),
             self.model.config().num_layers,
             self.model.config().hidden_size
         )
     }
 
-    fn hidden_size(&self) -> usize {
-        self.model.config().hidden_size
+    fn model_config(&self) -> &ModelConfig {
+        self.model.config()
     }
 
     fn eos_tokens(&self) -> &[u32] {
@@ -124,6 +130,6 @@ impl Backend for CpuBackend {
     }
 }
 
-fn rayon_threads() -> usize {
+fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

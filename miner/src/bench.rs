@@ -85,16 +85,16 @@ pub fn run(model: &Model, cfg: &BenchConfig) -> Result<BenchReport, EngineError>
         .collect();
     let planes = SketchPlanes::new(&[9u8; 32], model.config().hidden_size)
         .map_err(|e| EngineError::InvalidRequest(format!("sketch planes: {e}")))?;
-    let opts = |keep_hidden: bool, sketch: Option<&'_ SketchPlanes>| GenerateOptions {
+    let opts = |keep_hidden: bool, sketch: bool| GenerateOptions {
         max_new_tokens: cfg.max_new_tokens,
         stop_tokens: &[],
         keep_hidden,
-        sketch,
+        sketch: sketch.then_some(&planes),
         cancel: None,
     };
 
     let t = Instant::now();
-    let groups = generate_groups(model, &requests, &opts(true, None))?;
+    let groups = generate_groups(model, &requests, &opts(true, false))?;
     let generation_secs = t.elapsed().as_secs_f64();
     let completion_tokens: u64 = groups
         .iter()
@@ -157,7 +157,7 @@ pub fn run(model: &Model, cfg: &BenchConfig) -> Result<BenchReport, EngineError>
     debug_assert_eq!(signed, groups.len() * ROLLOUTS_PER_PROBLEM as usize);
 
     let t = Instant::now();
-    let again = generate_groups(model, &requests, &opts(false, Some(&planes)))?;
+    let again = generate_groups(model, &requests, &opts(false, true))?;
     let end_to_end_secs = t.elapsed().as_secs_f64();
     // same seeds, same tokens and sketches: a check that the two runs did the same work
     for (a, b) in groups.iter().flatten().zip(again.iter().flatten()) {

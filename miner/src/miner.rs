@@ -1,5 +1,6 @@
 //! The mining loop: one window after another, each derived, generated,
 //! committed, signed, and uploaded before its deadline (PROTOCOL.md §14).
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use tracing::Instrument;
 
 use crate::backend::{Backend, GroupJob, JobOptions};
 use crate::follow::{now_ms, Follower, Shutdown, WindowBlock};
-use crate::plan::Planner;
+use crate::plan::{attention_break_even, group_work, Planner};
 use crate::rollout::{group_records, prompt_tokens, WindowSeeds};
 use crate::store::WindowStore;
 
@@ -91,6 +92,7 @@ pub struct Miner {
     follower: Follower,
     options: MinerOptions,
     planner: Planner,
+    break_even: f64,
 }
 
 /// Errors that stop the miner (everything transient is retried instead).
@@ -120,6 +122,7 @@ impl Miner {
             )
         });
         let planner = Planner::new(margin, options.batch_groups);
+        let break_even = attention_break_even(backend.model_config());
         Miner {
             backend,
             tokenizer,
@@ -129,11 +132,21 @@ impl Miner {
             follower,
             options,
             planner,
+            break_even,
         }
     }
 
     fn generation(&self) -> GenerationParams {
         self.follower.generation
+    }
+
+    /// Planner work units of a group with a `prompt_len`-token prompt.
+    fn work(&self, prompt_len: usize) -> f64 {
+        group_work(
+            prompt_len,
+            self.generation().max_new_tokens as usize,
+            self.break_even,
+        )
     }
 
     /// Time one worst-case group (the longest prompt family at the top
@@ -179,7 +192,7 @@ impl Miner {
         .await
         .map_err(|e| MinerError::Other(format!("calibration task: {e}")))??;
         let elapsed = started.elapsed();
-        self.planner.record_batch(1, elapsed);
+        self.planner.record_batch(self.work(prompt_len), elapsed);
         tracing::info!(
             prompt_tokens = prompt_len,
             max_new_tokens = generation.max_new_tokens,
@@ -189,23 +202,25 @@ impl Miner {
         Ok(elapsed)
     }
 
-    /// Mine until shutdown (or `options.windows` windows), starting with the
-    /// first window whose first block was not yet finalized at start.
+    /// Calibrate, then mine until shutdown (or `options.windows` windows),
+    /// starting with the first window whose first block is not finalized yet.
     pub async fn run(&mut self, shutdown: &Shutdown) -> Result<Vec<WindowOutcome>, MinerError> {
         let mut outcomes = Vec::new();
+        if self.planner.seconds_per_unit().is_none() {
+            self.calibrate(shutdown).await?;
+        }
         let Some(finalized) = self.follower.finalized(shutdown).await else {
             return Ok(outcomes);
         };
-        let mut window = if finalized == 0 && self.follower.block_ms.is_some() {
-            // a devnet that has just started: its block 0 is final at once
+        // The first window whose first block is not final yet. A finalized
+        // head of 0 means nothing is final yet (a chain that has just
+        // started), so window 0 is still ahead.
+        let mut window = if finalized == 0 {
             0
         } else {
             window_start(finalized) + WINDOW_LENGTH
         };
         tracing::info!(finalized, first_window = window, "following the chain");
-        if self.planner.seconds_per_group().is_none() {
-            self.calibrate(shutdown).await?;
-        }
         while !shutdown.requested() {
             let outcome = self
                 .mine_window(window, shutdown)
@@ -299,21 +314,36 @@ impl Miner {
         let mut tokens = 0u64;
         let mut next: u32 = 0;
         let max_problems = self.options.max_problems.min(MAX_PROBLEMS_PER_WINDOW);
+        // problems derived ahead of generation, so the planner can price them
+        let mut pending: VecDeque<Prepared> = VecDeque::new();
         loop {
             if shutdown.requested() {
                 bar.abandon();
                 return abandoned;
             }
+            while pending.len() < self.options.batch_groups
+                && next + (pending.len() as u32) < max_problems
+            {
+                let index = next + pending.len() as u32;
+                let problem = seeds.problem(index);
+                let prompt = prompt_tokens(&self.tokenizer, &problem)
+                    .map_err(|e| MinerError::Other(format!("problem {index}: {e}")))?;
+                pending.push_back(Prepared {
+                    index,
+                    problem,
+                    prompt,
+                });
+            }
+            let works: Vec<f64> = pending.iter().map(|p| self.work(p.prompt.len())).collect();
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let n = self
-                .planner
-                .groups_to_start(remaining, (max_problems - next) as usize);
+            let n = self.planner.groups_to_start(remaining, &works);
             if n == 0 {
                 break;
             }
             bar.set_length(u64::from(next) + n as u64);
+            let batch: Vec<Prepared> = pending.drain(..n).collect();
             let batch_started = Instant::now();
-            let batch = match self.generate_batch(&seeds, &header, next, n, &planes, shutdown).await {
+            let done = match self.generate_batch(&seeds, &header, batch, &planes, shutdown).await {
                 Ok(b) => b,
                 Err(MinerError::Engine(EngineError::Cancelled)) => {
                     bar.abandon();
@@ -321,12 +351,13 @@ impl Miner {
                 }
                 Err(e) => return Err(e),
             };
-            self.planner.record_batch(n, batch_started.elapsed());
-            tokens += batch
+            self.planner
+                .record_batch(works[..n].iter().sum(), batch_started.elapsed());
+            tokens += done
                 .iter()
                 .map(|r| r.commitments.len() as u64)
                 .sum::<u64>();
-            records.extend(batch);
+            records.extend(done);
             next += n as u32;
             bar.set_position(u64::from(next));
             bar.set_message(format!(
@@ -393,13 +424,12 @@ impl Miner {
         bar
     }
 
-    /// Generate, score and sign problems `first .. first + n`.
+    /// Generate, score and sign a batch of prepared problems.
     async fn generate_batch(
         &self,
         seeds: &WindowSeeds,
         header: &WindowHeader,
-        first: u32,
-        n: usize,
+        batch: Vec<Prepared>,
         planes: &Arc<SketchPlanes>,
         shutdown: &Shutdown,
     ) -> Result<Vec<RolloutRecord>, MinerError> {
@@ -412,18 +442,15 @@ impl Miner {
         let header = *header;
         let generation = self.generation();
         tokio::task::spawn_blocking(move || -> Result<Vec<RolloutRecord>, MinerError> {
-            let mut problems = Vec::with_capacity(n);
-            for i in 0..n as u32 {
-                let index = first + i;
-                let problem = seeds.problem(index);
-                let prompt = prompt_tokens(&tokenizer, &problem).map_err(|e| {
-                    MinerError::Other(format!("problem {index}: {e}"))
-                })?;
-                problems.push((index, problem, prompt, seeds.rollout_seeds(index)));
-            }
-            let jobs: Vec<GroupJob<'_>> = problems
+            let rollout_seeds: Vec<Vec<Digest>> =
+                batch.iter().map(|p| seeds.rollout_seeds(p.index)).collect();
+            let jobs: Vec<GroupJob<'_>> = batch
                 .iter()
-                .map(|(_, _, prompt, s)| GroupJob { prompt, seeds: s })
+                .zip(&rollout_seeds)
+                .map(|(p, s)| GroupJob {
+                    prompt: &p.prompt,
+                    seeds: s,
+                })
                 .collect();
             let groups = backend.generate(
                 &jobs,
@@ -436,13 +463,13 @@ impl Miner {
                 },
             )?;
             let sign = |m: &Digest| keypair.sign(m);
-            let mut records = Vec::with_capacity(n * ROLLOUTS_PER_PROBLEM as usize);
-            for ((index, problem, prompt, _), completions) in problems.iter().zip(&groups) {
+            let mut records = Vec::with_capacity(batch.len() * ROLLOUTS_PER_PROBLEM as usize);
+            for (p, completions) in batch.iter().zip(&groups) {
                 records.extend(group_records(
                     &header,
-                    *index,
-                    problem,
-                    prompt,
+                    p.index,
+                    &p.problem,
+                    &p.prompt,
                     completions,
                     generation.sampling(),
                     &tokenizer,
@@ -454,6 +481,13 @@ impl Miner {
         .await
         .map_err(|e| MinerError::Other(format!("generation task: {e}")))?
     }
+}
+
+/// A problem derived and tokenized, waiting for generation.
+struct Prepared {
+    index: u32,
+    problem: Problem,
+    prompt: Vec<u32>,
 }
 
 /// The deadline as a local instant: chain time and the local clock are both

@@ -76,6 +76,7 @@ fn window_files(store: &Path) -> Vec<String> {
 }
 
 async fn kill_mid_window_then_resume(signal: &str) {
+    let _cpu = common::CPU.lock().await;
     let devnet = fast_devnet(1).await;
     let store = tempfile::tempdir().unwrap();
     let dave = Keypair::dev("dave").unwrap().hotkey();

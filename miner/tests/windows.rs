@@ -48,6 +48,8 @@ pub async fn miner_for(devnet_url: &str, store: WindowStore, key: &str, windows:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_windows_on_local_storage_verify_from_scratch() {
+    common::init_logs();
+    let _cpu = common::CPU.lock().await;
     let devnet = fast_devnet(2).await;
     let dir = tempfile::tempdir().unwrap();
     let store = WindowStore::open(

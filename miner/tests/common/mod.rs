@@ -18,8 +18,13 @@ use grail_core::window::generation_round;
 use grail_core::wire::WindowFile;
 use grail_engine::{ChatMessage, LogitsFor, Model, Tokenizer};
 
-/// Milliseconds between devnet blocks in these tests: 30-block windows of 9 s.
-pub const BLOCK_MS: u64 = 300;
+/// Milliseconds between devnet blocks in these tests: 30-block windows of 15 s.
+pub const BLOCK_MS: u64 = 500;
+
+/// Held by every test that mines, so the tests of one binary take turns on
+/// the CPU (the miner plans against its measured speed; two miners sharing
+/// two cores would each measure half).
+pub static CPU: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub fn stories_dir() -> PathBuf {
     grail_tests::tests_dir().join("fixtures/stories260K")
@@ -176,4 +181,15 @@ pub async fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> O
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     None
+}
+
+/// Send the miner's logs to the test output (shown when a test fails).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_test_writer()
+        .try_init();
 }
