@@ -1,5 +1,7 @@
 //! Shared builders for grail integration tests: valid window files with
 //! pseudo-random but well-formed content, and helpers to edit their bytes.
+#[cfg(feature = "s3-server")]
+pub mod s3;
 pub mod vectors;
 
 use grail_core::commit::TokenCommitment;
