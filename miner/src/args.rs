@@ -114,7 +114,9 @@ impl KeySource {
     /// Load the key.
     pub fn load(&self) -> Result<Keypair, ArgsError> {
         match self {
-            KeySource::Dev(name) => Keypair::dev(name).map_err(|e| ArgsError::DevKey(e.to_string())),
+            KeySource::Dev(name) => {
+                Keypair::dev(name).map_err(|e| ArgsError::DevKey(e.to_string()))
+            }
             KeySource::File(path) => Ok(wallet::load_hotkey(path)?),
         }
     }
@@ -148,7 +150,11 @@ impl WalletArgs {
                 None => Ok(var(env, name)?.unwrap_or_else(|| default.to_owned())),
             }
         };
-        let name = or_env(&self.wallet_name, ENV_WALLET_NAME, wallet::DEFAULT_WALLET_NAME)?;
+        let name = or_env(
+            &self.wallet_name,
+            ENV_WALLET_NAME,
+            wallet::DEFAULT_WALLET_NAME,
+        )?;
         let hotkey = or_env(
             &self.wallet_hotkey,
             ENV_WALLET_HOTKEY,
@@ -233,7 +239,10 @@ mod tests {
             a.key_source(&env_of(&[(ENV_WALLET_NAME, "x")])).unwrap(),
             KeySource::Dev("alice".into())
         );
-        assert!(KeySource::Dev("mallory".into()).load().unwrap_err().is_usage());
+        assert!(KeySource::Dev("mallory".into())
+            .load()
+            .unwrap_err()
+            .is_usage());
     }
 
     #[test]

@@ -58,7 +58,10 @@ pub fn run(model: &Model, cfg: &BenchConfig) -> Result<BenchReport, EngineError>
         .map(|g| {
             (0..cfg.prompt_tokens)
                 .map(|i| {
-                    let d = derive("grail/v1/bench-prompt", &[&(g as u32).to_le_bytes(), &(i as u32).to_le_bytes()]);
+                    let d = derive(
+                        "grail/v1/bench-prompt",
+                        &[&(g as u32).to_le_bytes(), &(i as u32).to_le_bytes()],
+                    );
                     u32::from_le_bytes([d[0], d[1], d[2], d[3]]) % vocab
                 })
                 .collect()
@@ -67,7 +70,12 @@ pub fn run(model: &Model, cfg: &BenchConfig) -> Result<BenchReport, EngineError>
     let seeds: Vec<Vec<Digest>> = (0..cfg.groups)
         .map(|g| {
             (0..ROLLOUTS_PER_PROBLEM)
-                .map(|r| derive("grail/v1/bench-seed", &[&(g as u32).to_le_bytes(), &r.to_le_bytes()]))
+                .map(|r| {
+                    derive(
+                        "grail/v1/bench-seed",
+                        &[&(g as u32).to_le_bytes(), &r.to_le_bytes()],
+                    )
+                })
                 .collect()
         })
         .collect();
@@ -96,11 +104,7 @@ pub fn run(model: &Model, cfg: &BenchConfig) -> Result<BenchReport, EngineError>
     let t = Instant::now();
     let groups = generate_groups(model, &requests, &opts(true, false))?;
     let generation_secs = t.elapsed().as_secs_f64();
-    let completion_tokens: u64 = groups
-        .iter()
-        .flatten()
-        .map(|c| c.tokens.len() as u64)
-        .sum();
+    let completion_tokens: u64 = groups.iter().flatten().map(|c| c.tokens.len() as u64).sum();
 
     let hidden = model.config().hidden_size;
     let t = Instant::now();
@@ -167,7 +171,12 @@ pub fn run(model: &Model, cfg: &BenchConfig) -> Result<BenchReport, EngineError>
             ));
         }
     }
-    if sketches.iter().flatten().zip(again.iter().flatten()).any(|(s, c)| c.sketches.as_deref() != Some(s.as_slice())) {
+    if sketches
+        .iter()
+        .flatten()
+        .zip(again.iter().flatten())
+        .any(|(s, c)| c.sketches.as_deref() != Some(s.as_slice()))
+    {
         return Err(EngineError::InvalidRequest(
             "bench: sketches in the decode loop differ from sketches of the kept states".into(),
         ));
@@ -206,6 +215,8 @@ fn sketch_all(
 
 /// The model directory's name for the report.
 pub fn model_label(dir: &Path) -> String {
-    dir.file_name()
-        .map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned())
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }

@@ -174,7 +174,8 @@ impl Follower {
         match source {
             NetworkSource::Devnet { url } => {
                 let subtensor = SubtensorClient::new(url)?;
-                let Some(info) = retry("devnet info", shutdown, None, || subtensor.devnet_info()).await
+                let Some(info) =
+                    retry("devnet info", shutdown, None, || subtensor.devnet_info()).await
                 else {
                     return Ok(None);
                 };
@@ -206,7 +207,11 @@ impl Follower {
                 };
                 Ok(Some(Follower {
                     subtensor: SubtensorClient::new(endpoint)?,
-                    drand: DrandClient::new(DrandChain::quicknet(), relays, ClientConfig::default())?,
+                    drand: DrandClient::new(
+                        DrandChain::quicknet(),
+                        relays,
+                        ClientConfig::default(),
+                    )?,
                     netuid: *netuid,
                     generation: *generation,
                     block_ms: None,
@@ -288,9 +293,12 @@ impl Follower {
                 return None;
             }
         }
-        retry(&format!("drand round {round}"), shutdown, Some(give_up), || {
-            self.drand.fetch(round)
-        })
+        retry(
+            &format!("drand round {round}"),
+            shutdown,
+            Some(give_up),
+            || self.drand.fetch(round),
+        )
         .await
     }
 }

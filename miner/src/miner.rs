@@ -58,9 +58,14 @@ impl Default for MinerOptions {
 pub enum WindowOutcome {
     Uploaded(WindowSummary),
     /// Nothing was uploaded, for the reason given.
-    Skipped { window: u64, reason: String },
+    Skipped {
+        window: u64,
+        reason: String,
+    },
     /// Shutdown was requested mid-window: nothing was uploaded.
-    Abandoned { window: u64 },
+    Abandoned {
+        window: u64,
+    },
 }
 
 /// The summary line of an uploaded window.
@@ -176,7 +181,10 @@ impl Miner {
         tokio::task::spawn_blocking(move || {
             let refs: Vec<GroupJob<'_>> = jobs
                 .iter()
-                .map(|(p, s)| GroupJob { prompt: p, seeds: s })
+                .map(|(p, s)| GroupJob {
+                    prompt: p,
+                    seeds: s,
+                })
                 .collect();
             backend.generate(
                 &refs,
@@ -248,7 +256,12 @@ impl Miner {
             }
             let abandoned = matches!(outcome, WindowOutcome::Abandoned { .. });
             outcomes.push(outcome);
-            if abandoned || self.options.windows.is_some_and(|n| outcomes.len() as u64 >= n) {
+            if abandoned
+                || self
+                    .options
+                    .windows
+                    .is_some_and(|n| outcomes.len() as u64 >= n)
+            {
                 break;
             }
             window += WINDOW_LENGTH;
@@ -283,7 +296,9 @@ impl Miner {
             if shutdown.requested() {
                 return abandoned;
             }
-            return skip(format!("no verified beacon for drand round {round} before the deadline"));
+            return skip(format!(
+                "no verified beacon for drand round {round} before the deadline"
+            ));
         };
         let seeds = WindowSeeds::new(
             self.follower.netuid,
@@ -294,7 +309,9 @@ impl Miner {
         );
         tracing::info!(
             round,
-            deadline_in_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
+            deadline_in_ms = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64,
             "window randomness ready"
         );
         let planes = Arc::new(
@@ -343,7 +360,10 @@ impl Miner {
             bar.set_length(u64::from(next) + n as u64);
             let batch: Vec<Prepared> = pending.drain(..n).collect();
             let batch_started = Instant::now();
-            let done = match self.generate_batch(&seeds, &header, batch, &planes, shutdown).await {
+            let done = match self
+                .generate_batch(&seeds, &header, batch, &planes, shutdown)
+                .await
+            {
                 Ok(b) => b,
                 Err(MinerError::Engine(EngineError::Cancelled)) => {
                     bar.abandon();
@@ -353,10 +373,7 @@ impl Miner {
             };
             self.planner
                 .record_batch(works[..n].iter().sum(), batch_started.elapsed());
-            tokens += done
-                .iter()
-                .map(|r| r.commitments.len() as u64)
-                .sum::<u64>();
+            tokens += done.iter().map(|r| r.commitments.len() as u64).sum::<u64>();
             records.extend(done);
             next += n as u32;
             bar.set_position(u64::from(next));
@@ -388,7 +405,9 @@ impl Miner {
         })
         .await;
         let Some(report) = put else {
-            return skip(format!("upload of {key} did not succeed before the deadline"));
+            return skip(format!(
+                "upload of {key} did not succeed before the deadline"
+            ));
         };
         self.planner.record_upload(report.elapsed);
         Ok(WindowOutcome::Uploaded(WindowSummary {

@@ -42,21 +42,30 @@ pub const ENV_S3_ENDPOINT: &str = "AWS_ENDPOINT_URL";
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StoreArgs {
     /// Where window files are uploaded: `file://DIR` or `s3://BUCKET[/PREFIX]`.
-    #[arg(long = "store", value_name = "URL", default_value = "file://grail-store")]
+    #[arg(
+        long = "store",
+        id = "store_url",
+        value_name = "URL",
+        default_value = "file://grail-store"
+    )]
     pub url: String,
     /// S3 endpoint URL (R2: https://<account>.r2.cloudflarestorage.com;
     /// MinIO: http://host:9000). [env: AWS_ENDPOINT_URL] [default: AWS S3]
-    #[arg(long = "s3.endpoint", value_name = "URL")]
+    #[arg(long = "s3.endpoint", id = "s3_endpoint", value_name = "URL")]
     pub endpoint: Option<String>,
     /// S3 region (R2: auto). [env: AWS_REGION, AWS_DEFAULT_REGION] [default: us-east-1]
-    #[arg(long = "s3.region", value_name = "REGION")]
+    #[arg(long = "s3.region", id = "s3_region", value_name = "REGION")]
     pub region: Option<String>,
     /// S3 access key id. [env: AWS_ACCESS_KEY_ID]
-    #[arg(long = "s3.access-key-id", value_name = "ID")]
+    #[arg(long = "s3.access-key-id", id = "s3_access_key_id", value_name = "ID")]
     pub access_key_id: Option<String>,
     /// S3 secret access key (prefer the environment variable: command lines
     /// are visible to other users). [env: AWS_SECRET_ACCESS_KEY]
-    #[arg(long = "s3.secret-access-key", value_name = "KEY")]
+    #[arg(
+        long = "s3.secret-access-key",
+        id = "s3_secret_access_key",
+        value_name = "KEY"
+    )]
     pub secret_access_key: Option<String>,
 }
 
@@ -157,12 +166,11 @@ impl WindowStore {
                 url: url.clone(),
                 reason: format!("cannot create directory {}: {e}", dir.display()),
             })?;
-            let store = LocalFileSystem::new_with_prefix(&dir).map_err(|source| {
-                StoreError::Open {
+            let store =
+                LocalFileSystem::new_with_prefix(&dir).map_err(|source| StoreError::Open {
                     url: url.clone(),
                     source,
-                }
-            })?;
+                })?;
             return Ok(WindowStore {
                 store: Arc::new(store),
                 prefix: Vec::new(),
@@ -179,10 +187,11 @@ impl WindowStore {
             return Err(bad("the prefix may not contain . or .. segments"));
         }
         let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-        let endpoint = args
-            .endpoint
-            .clone()
-            .or_else(|| std::env::var(ENV_S3_ENDPOINT).ok().filter(|e| !e.is_empty()));
+        let endpoint = args.endpoint.clone().or_else(|| {
+            std::env::var(ENV_S3_ENDPOINT)
+                .ok()
+                .filter(|e| !e.is_empty())
+        });
         if let Some(endpoint) = &endpoint {
             if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
                 return Err(bad(&format!(
@@ -362,7 +371,14 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        for bad in ["", "grail-store", "file://", "s3://", "gs://b", "s3://b/../x"] {
+        for bad in [
+            "",
+            "grail-store",
+            "file://",
+            "s3://",
+            "gs://b",
+            "s3://b/../x",
+        ] {
             let e = WindowStore::open(&args(bad), StoreTuning::default()).unwrap_err();
             assert!(matches!(e, StoreError::Url { .. }), "{bad}: {e}");
         }

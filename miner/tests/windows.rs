@@ -3,48 +3,11 @@
 //! is checked from scratch (`common::check_window_file`).
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use common::{check_window_file, fast_devnet, next_window, stories_dir};
+use common::{check_window_file, fast_devnet, miner_for, next_window};
 use grail_core::generation::window_object_key;
 use grail_core::keys::Keypair;
-use grail_core::tensors::fingerprint_model_dir;
-use grail_engine::Tokenizer;
 use grail_miner::store::StoreTuning;
-use grail_miner::{
-    CpuBackend, Follower, Miner, MinerOptions, NetworkSource, Shutdown, StoreArgs, WindowOutcome,
-    WindowStore,
-};
-
-pub async fn miner_for(devnet_url: &str, store: WindowStore, key: &str, windows: u64) -> Miner {
-    let shutdown = Shutdown::default();
-    let follower = Follower::connect(
-        &NetworkSource::Devnet {
-            url: devnet_url.to_owned(),
-        },
-        &shutdown,
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let backend = CpuBackend::load(&stories_dir(), follower.generation.context_limit).unwrap();
-    Miner::new(
-        Arc::new(backend),
-        Arc::new(Tokenizer::load(&stories_dir()).unwrap()),
-        Keypair::dev(key).unwrap(),
-        fingerprint_model_dir(&stories_dir()).unwrap().0,
-        store,
-        follower,
-        MinerOptions {
-            max_problems: 2,
-            batch_groups: 2,
-            margin: Some(Duration::from_millis(300)),
-            windows: Some(windows),
-            progress: false,
-        },
-    )
-}
+use grail_miner::{Shutdown, StoreArgs, WindowOutcome, WindowStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_windows_on_local_storage_verify_from_scratch() {

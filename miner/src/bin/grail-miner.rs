@@ -247,7 +247,9 @@ fn spawn_signal_handler(shutdown: Shutdown) {
                 _ = term.recv() => {},
             }
             if n == 0 {
-                tracing::warn!("shutdown requested: abandoning the current window (again to exit at once)");
+                tracing::warn!(
+                    "shutdown requested: abandoning the current window (again to exit at once)"
+                );
                 shutdown.request();
             } else {
                 std::process::exit(130);
@@ -307,4 +309,47 @@ fn run_bench(args: &BenchArgs) -> Result<(), Failure> {
     writeln!(out, "{text}")
         .and_then(|()| out.flush())
         .map_err(|e| usage(anyhow::anyhow!("writing to stdout: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "grail-miner",
+            "run",
+            "--model",
+            "m",
+            "--devnet",
+            "http://127.0.0.1:1",
+            "--dev",
+            "alice",
+            "--store",
+            "s3://b/p",
+            "--s3.endpoint",
+            "http://127.0.0.1:2",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("run");
+        };
+        assert_eq!(args.store.endpoint.as_deref(), Some("http://127.0.0.1:2"));
+        assert_eq!(args.devnet.as_deref(), Some("http://127.0.0.1:1"));
+        // --devnet names its own chain and beacon
+        assert!(Cli::try_parse_from([
+            "grail-miner",
+            "run",
+            "--model",
+            "m",
+            "--devnet",
+            "http://x",
+            "--drand-relay",
+            "http://y",
+        ])
+        .is_err());
+    }
 }

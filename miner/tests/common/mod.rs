@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use grail_chain::devnet::{Devnet, DevnetConfig, DevnetHandle};
-use grail_core::keys::{verify, Hotkey};
+use grail_core::keys::{verify, Hotkey, Keypair};
 use grail_core::params::{ROLLOUTS_PER_PROBLEM, WINDOW_LENGTH};
 use grail_core::sampling::{sample_with_logprob, Uniforms};
 use grail_core::seeds::{problem_seed, rollout_seed, sketch_key, window_randomness};
@@ -17,6 +17,10 @@ use grail_core::tensors::fingerprint_model_dir;
 use grail_core::window::generation_round;
 use grail_core::wire::WindowFile;
 use grail_engine::{ChatMessage, LogitsFor, Model, Tokenizer};
+use grail_miner::{
+    CpuBackend, Follower, Miner, MinerOptions, NetworkSource, Shutdown, WindowStore,
+};
+use std::sync::Arc;
 
 /// Milliseconds between devnet blocks in these tests: 30-block windows of 15 s.
 pub const BLOCK_MS: u64 = 500;
@@ -60,7 +64,12 @@ pub struct Checked {
 /// against the verifiable sampler's choice under the engine's own
 /// probabilities (one forward pass over prompt + completion), plus logprobs,
 /// sketches, rewards and advantages.
-pub fn check_window_file(bytes: &[u8], devnet: &DevnetHandle, hotkey: &Hotkey, window: u64) -> Checked {
+pub fn check_window_file(
+    bytes: &[u8],
+    devnet: &DevnetHandle,
+    hotkey: &Hotkey,
+    window: u64,
+) -> Checked {
     let file = WindowFile::decode(bytes).expect("window file decodes");
     let h = &file.header;
     let info_netuid = grail_chain::devnet::DEFAULT_NETUID;
@@ -69,7 +78,10 @@ pub fn check_window_file(bytes: &[u8], devnet: &DevnetHandle, hotkey: &Hotkey, w
     assert_eq!(h.window, window);
     assert_eq!(&h.hotkey, hotkey.as_bytes());
     let model_dir = stories_dir();
-    assert_eq!(h.model_fingerprint, fingerprint_model_dir(&model_dir).unwrap().0);
+    assert_eq!(
+        h.model_fingerprint,
+        fingerprint_model_dir(&model_dir).unwrap().0
+    );
 
     let chain = devnet.chain();
     let block_hash = chain.block_hash(window);
@@ -77,7 +89,9 @@ pub fn check_window_file(bytes: &[u8], devnet: &DevnetHandle, hotkey: &Hotkey, w
     let beacon = devnet.beacon().sign(round);
     let wr = window_randomness(&block_hash, &beacon.randomness);
     let mut model = Model::load(&model_dir).unwrap();
-    model.set_max_positions(generation.context_limit.unwrap() as usize).unwrap();
+    model
+        .set_max_positions(generation.context_limit.unwrap() as usize)
+        .unwrap();
     let tokenizer = Tokenizer::load(&model_dir).unwrap();
     let planes = SketchPlanes::new(&sketch_key(&wr), model.config().hidden_size).unwrap();
     let temperature = f64::from(generation.temperature_milli) / 1000.0;
@@ -89,7 +103,11 @@ pub fn check_window_file(bytes: &[u8], devnet: &DevnetHandle, hotkey: &Hotkey, w
         let p = group[0].problem_index;
         assert_eq!(p, problems, "problem indices are contiguous from 0");
         problems += 1;
-        assert_eq!(group.len(), ROLLOUTS_PER_PROBLEM as usize, "group {p} complete");
+        assert_eq!(
+            group.len(),
+            ROLLOUTS_PER_PROBLEM as usize,
+            "group {p} complete"
+        );
         let seed = problem_seed(h.netuid, &h.hotkey, &block_hash, p);
         let (kind, difficulty) = grail_challenges::assignment(&seed);
         let problem = grail_challenges::Problem::generate(kind, &seed, difficulty);
@@ -102,6 +120,10 @@ pub fn check_window_file(bytes: &[u8], devnet: &DevnetHandle, hotkey: &Hotkey, w
             })
             .collect();
         let prompt = tokenizer.encode_chat(&messages).unwrap();
+        let mut base = model.new_sequence();
+        let base_out = model
+            .forward(&mut [&mut base], &[&prompt], LogitsFor::Last)
+            .unwrap();
         let mut rewards = Vec::new();
         for (r, rec) in group.iter().enumerate() {
             assert_eq!(rec.problem_index, p);
@@ -118,30 +140,42 @@ pub fn check_window_file(bytes: &[u8], devnet: &DevnetHandle, hotkey: &Hotkey, w
                 "rollout {p}/{r} ends with EOS or at the cap"
             );
             assert!(
-                completion[..completion.len() - 1].iter().all(|t| !eos.contains(t)),
+                completion[..completion.len() - 1]
+                    .iter()
+                    .all(|t| !eos.contains(t)),
                 "no EOS before the last token"
             );
-            let mut seq = model.new_sequence();
-            let input: Vec<u32> = prompt
-                .iter()
-                .chain(&completion[..completion.len() - 1])
-                .copied()
-                .collect();
-            let rows: Vec<usize> = (0..completion.len()).map(|t| prompt.len() + t - 1).collect();
-            let out = model
-                .forward(&mut [&mut seq], &[&input], LogitsFor::Rows(&rows))
-                .unwrap();
+            // the prompt is prefilled once per group (below, `base`); each
+            // rollout forks it and feeds its completion but the last token
+            let mut seq = base.clone();
+            let rest = &completion[..completion.len() - 1];
+            let out = (!rest.is_empty()).then(|| {
+                model
+                    .forward(&mut [&mut seq], &[rest], LogitsFor::All)
+                    .unwrap()
+            });
             let mut u = Uniforms::new(&rollout_seed(&wr, &h.hotkey, p, r as u32));
             for (t, c) in rec.commitments.iter().enumerate() {
+                let (logits, hidden) = match (t, &out) {
+                    (0, _) => (
+                        base_out.logits_row(0),
+                        base_out.hidden_row(base_out.logit_rows[0]),
+                    ),
+                    (_, Some(o)) => (o.logits_row(t - 1), o.hidden_row(o.logit_rows[t - 1])),
+                    (_, None) => unreachable!("a completion of one token has one position"),
+                };
                 let (token, logprob) =
-                    sample_with_logprob(out.logits_row(t), temperature, u.at(t as u32)).unwrap();
-                assert_eq!(c.token, token, "rollout {p}/{r} position {t}: sampler's choice");
+                    sample_with_logprob(logits, temperature, u.at(t as u32)).unwrap();
+                assert_eq!(
+                    c.token, token,
+                    "rollout {p}/{r} position {t}: sampler's choice"
+                );
                 assert!(
                     (f64::from(c.logprob) - logprob).abs() < 1e-3,
                     "rollout {p}/{r} position {t}: logprob {} vs {logprob}",
                     c.logprob
                 );
-                let sketch = planes.sketch(out.hidden_row(out.logit_rows[t])).unwrap();
+                let sketch = planes.sketch(hidden).unwrap();
                 assert!(
                     sketch.hamming(&c.sketch) <= 2,
                     "rollout {p}/{r} position {t}: sketch distance {}",
@@ -192,4 +226,35 @@ pub fn init_logs() {
         )
         .with_test_writer()
         .try_init();
+}
+
+/// An in-process miner following the devnet at `devnet_url` with dev key
+/// `key`: at most 2 problems per window, for `windows` windows.
+pub async fn miner_for(devnet_url: &str, store: WindowStore, key: &str, windows: u64) -> Miner {
+    let shutdown = Shutdown::default();
+    let follower = Follower::connect(
+        &NetworkSource::Devnet {
+            url: devnet_url.to_owned(),
+        },
+        &shutdown,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let backend = CpuBackend::load(&stories_dir(), follower.generation.context_limit).unwrap();
+    Miner::new(
+        Arc::new(backend),
+        Arc::new(Tokenizer::load(&stories_dir()).unwrap()),
+        Keypair::dev(key).unwrap(),
+        fingerprint_model_dir(&stories_dir()).unwrap().0,
+        store,
+        follower,
+        MinerOptions {
+            max_problems: 2,
+            batch_groups: 2,
+            margin: Some(Duration::from_millis(300)),
+            windows: Some(windows),
+            progress: false,
+        },
+    )
 }
