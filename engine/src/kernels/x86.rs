@@ -356,6 +356,72 @@ fn tree512<const MAX: bool>(v: __m512) -> f32 {
     }
 }
 
+/// Scores of the `N` blocks from block `b` (`q . k * scale`, 16 positions
+/// each), stored at `sp` and returned.
+///
+/// # Safety
+/// AVX-512F required; blocks `b..b + N` lie inside the key cache at `kp`
+/// (blocks of `bs = 16 * q.len()`) and the scores at `sp`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn scores512<const N: usize>(
+    q: &[f32],
+    kp: *const f32,
+    bs: usize,
+    b: usize,
+    scale: __m512,
+    sp: *mut f32,
+) -> [__m512; N] {
+    let mut acc = [_mm512_setzero_ps(); N];
+    for (t, &qt) in q.iter().enumerate() {
+        let qv = _mm512_set1_ps(qt);
+        for (i, a) in acc.iter_mut().enumerate() {
+            // SAFETY: block b + i is inside the cache (the caller's contract)
+            let kv = unsafe { _mm512_loadu_ps(kp.add((b + i) * bs + t * KV_BLOCK)) };
+            *a = _mm512_fmadd_ps(qv, kv, *a);
+        }
+    }
+    for (i, a) in acc.iter_mut().enumerate() {
+        *a = _mm512_mul_ps(*a, scale);
+        // SAFETY: block b + i is inside the scores (the caller's contract)
+        unsafe { _mm512_storeu_ps(sp.add((b + i) * KV_BLOCK), *a) };
+    }
+    acc
+}
+
+/// Per-lane sums `p . v[t + i]` over blocks `0..=last` for `i < N` (lanes
+/// of block `last` outside `tail` left out).
+///
+/// # Safety
+/// AVX-512F required; `sp` holds `last + 1` blocks of 16 weights, `vp`
+/// `last + 1` blocks of `bs`, and `t + N <= bs / 16`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn values512<const N: usize>(
+    sp: *const f32,
+    vp: *const f32,
+    bs: usize,
+    t: usize,
+    last: usize,
+    tail: __mmask16,
+) -> [__m512; N] {
+    let mut acc = [_mm512_setzero_ps(); N];
+    for b in 0..=last {
+        // SAFETY: b <= last (the caller's contract)
+        let p = unsafe { _mm512_loadu_ps(sp.add(b * KV_BLOCK)) };
+        for (i, a) in acc.iter_mut().enumerate() {
+            // SAFETY: b <= last and t + i < bs / 16 (the caller's contract)
+            let v = unsafe { _mm512_loadu_ps(vp.add(b * bs + (t + i) * KV_BLOCK)) };
+            *a = if b < last {
+                _mm512_fmadd_ps(p, v, *a)
+            } else {
+                _mm512_mask3_fmadd_ps(p, v, *a, tail)
+            };
+        }
+    }
+    acc
+}
+
 /// Attention with AVX-512: 16 positions per vector.
 ///
 /// # Safety
@@ -374,65 +440,122 @@ unsafe fn attend512(
 ) {
     let d = q.len();
     let bs = KV_BLOCK * d;
-    let nb = len.div_ceil(KV_BLOCK);
-    let last = nb - 1;
+    let last = len.div_ceil(KV_BLOCK) - 1;
     let tail: __mmask16 = ((1u32 << (len - last * KV_BLOCK)) - 1) as u16;
-    let mask = |b: usize| if b == last { tail } else { 0xffff };
     let (kp, vp, sp) = (keys.as_ptr(), values.as_ptr(), scores.as_mut_ptr());
-    let scale_v = _mm512_set1_ps(scale);
+    let scale = _mm512_set1_ps(scale);
     let mut mx = _mm512_set1_ps(f32::NEG_INFINITY);
-    // scores, four blocks at a time (four independent FMA chains)
+    // SAFETY (all calls below): blocks 0..=last are inside keys, values and
+    // scores (asserted by the safe wrapper), t + N <= d.
     let mut b = 0;
-    while b < nb {
-        let nblk = 4.min(nb - b);
-        let mut acc = [_mm512_setzero_ps(); 4];
-        for (t, &qt) in q.iter().enumerate() {
-            let qv = _mm512_set1_ps(qt);
-            for (i, a) in acc.iter_mut().enumerate().take(nblk) {
-                // SAFETY: (b+i) * bs + t*16 + 16 <= nb * bs <= keys.len()
-                let kv = unsafe { _mm512_loadu_ps(kp.add((b + i) * bs + t * KV_BLOCK)) };
-                *a = _mm512_fmadd_ps(qv, kv, *a);
-            }
+    while b + 4 <= last {
+        for s in unsafe { scores512::<4>(q, kp, bs, b, scale, sp) } {
+            mx = _mm512_max_ps(mx, s);
         }
-        for (i, a) in acc.iter().enumerate().take(nblk) {
-            let s = _mm512_mul_ps(*a, scale_v);
-            // SAFETY: (b+i)*16 + 16 <= nb*16 <= scores.len()
-            unsafe { _mm512_storeu_ps(sp.add((b + i) * KV_BLOCK), s) };
-            mx = _mm512_mask_max_ps(mx, mask(b + i), mx, s);
-        }
-        b += nblk;
+        b += 4;
     }
+    while b < last {
+        let [s] = unsafe { scores512::<1>(q, kp, bs, b, scale, sp) };
+        mx = _mm512_max_ps(mx, s);
+        b += 1;
+    }
+    let [s] = unsafe { scores512::<1>(q, kp, bs, last, scale, sp) };
+    mx = _mm512_mask_max_ps(mx, tail, mx, s);
     let m = _mm512_set1_ps(tree512::<true>(mx));
     let mut sum = _mm512_setzero_ps();
-    for b in 0..nb {
-        // SAFETY: as above
+    for b in 0..=last {
         let s = unsafe { _mm512_loadu_ps(sp.add(b * KV_BLOCK)) };
-        let p = _mm512_maskz_mov_ps(mask(b), exp512(_mm512_sub_ps(s, m)));
-        // SAFETY: as above
+        let mut p = exp512(_mm512_sub_ps(s, m));
+        if b == last {
+            p = _mm512_maskz_mov_ps(tail, p);
+        }
         unsafe { _mm512_storeu_ps(sp.add(b * KV_BLOCK), p) };
         sum = _mm512_add_ps(sum, p);
     }
     let inv = 1.0 / tree512::<false>(sum);
-    // values, four dimensions at a time
     let mut t = 0;
+    while t + 4 <= d {
+        let acc = unsafe { values512::<4>(sp, vp, bs, t, last, tail) };
+        for (o, a) in out[t..t + 4].iter_mut().zip(acc) {
+            *o = tree512::<false>(a) * inv;
+        }
+        t += 4;
+    }
     while t < d {
-        let nd = 4.min(d - t);
-        let mut acc = [_mm512_setzero_ps(); 4];
-        for b in 0..nb {
-            let k = mask(b);
-            // SAFETY: as above
-            let p = unsafe { _mm512_loadu_ps(sp.add(b * KV_BLOCK)) };
-            for (i, a) in acc.iter_mut().enumerate().take(nd) {
-                // SAFETY: b*bs + (t+i)*16 + 16 <= nb * bs <= values.len()
-                let v = unsafe { _mm512_loadu_ps(vp.add(b * bs + (t + i) * KV_BLOCK)) };
-                *a = _mm512_mask3_fmadd_ps(p, v, *a, k);
+        let [a] = unsafe { values512::<1>(sp, vp, bs, t, last, tail) };
+        out[t] = tree512::<false>(a) * inv;
+        t += 1;
+    }
+}
+
+/// [`scores512`] with AVX2: each block as two 8-lane halves.
+///
+/// # Safety
+/// AVX2 and FMA required; as for [`scores512`].
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn scores256<const N: usize>(
+    q: &[f32],
+    kp: *const f32,
+    bs: usize,
+    b: usize,
+    scale: __m256,
+    sp: *mut f32,
+) -> [[__m256; 2]; N] {
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    for (t, &qt) in q.iter().enumerate() {
+        let qv = _mm256_set1_ps(qt);
+        for (i, a) in acc.iter_mut().enumerate() {
+            for (h, ah) in a.iter_mut().enumerate() {
+                // SAFETY: block b + i is inside the cache (the caller's contract)
+                let kv = unsafe { _mm256_loadu_ps(kp.add((b + i) * bs + t * KV_BLOCK + 8 * h)) };
+                *ah = _mm256_fmadd_ps(qv, kv, *ah);
             }
         }
-        for (i, a) in acc.iter().enumerate().take(nd) {
-            out[t + i] = tree512::<false>(*a) * inv;
-        }
-        t += nd;
     }
+    for (i, a) in acc.iter_mut().enumerate() {
+        for (h, ah) in a.iter_mut().enumerate() {
+            *ah = _mm256_mul_ps(*ah, scale);
+            // SAFETY: block b + i is inside the scores (the caller's contract)
+            unsafe { _mm256_storeu_ps(sp.add((b + i) * KV_BLOCK + 8 * h), *ah) };
+        }
+    }
+    acc
+}
+
+/// [`values512`] with AVX2; `tail` holds all-ones lanes for the positions
+/// of block `last` that count.
+///
+/// # Safety
+/// AVX2 and FMA required; as for [`values512`].
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn values256<const N: usize>(
+    sp: *const f32,
+    vp: *const f32,
+    bs: usize,
+    t: usize,
+    last: usize,
+    tail: [__m256; 2],
+) -> [[__m256; 2]; N] {
+    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    for b in 0..=last {
+        for h in 0..2 {
+            // SAFETY: b <= last (the caller's contract)
+            let p = unsafe { _mm256_loadu_ps(sp.add(b * KV_BLOCK + 8 * h)) };
+            for (i, a) in acc.iter_mut().enumerate() {
+                // SAFETY: b <= last and t + i < bs / 16 (the caller's contract)
+                let v = unsafe { _mm256_loadu_ps(vp.add(b * bs + (t + i) * KV_BLOCK + 8 * h)) };
+                let f = _mm256_fmadd_ps(p, v, a[h]);
+                a[h] = if b < last {
+                    f
+                } else {
+                    _mm256_blendv_ps(a[h], f, tail[h])
+                };
+            }
+        }
+    }
+    acc
 }
 
 /// Attention with AVX2: each 16-position block as two 8-lane halves.
@@ -451,78 +574,61 @@ unsafe fn attend256(
 ) {
     let d = q.len();
     let bs = KV_BLOCK * d;
-    let nb = len.div_ceil(KV_BLOCK);
-    let last = nb - 1;
-    let tail = (len - last * KV_BLOCK) as i32;
+    let last = len.div_ceil(KV_BLOCK) - 1;
+    let n = (len - last * KV_BLOCK) as i32;
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     // all-ones lanes where the position is < len
-    let tail_mask = [
-        _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tail), lane)),
-        _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tail - 8), lane)),
+    let tail = [
+        _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane)),
+        _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(n - 8), lane)),
     ];
-    let full = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
-    let mask = |b: usize, h: usize| if b == last { tail_mask[h] } else { full };
     let (kp, vp, sp) = (keys.as_ptr(), values.as_ptr(), scores.as_mut_ptr());
-    let scale_v = _mm256_set1_ps(scale);
+    let scale = _mm256_set1_ps(scale);
     let mut mx = [_mm256_set1_ps(f32::NEG_INFINITY); 2];
+    // SAFETY (all calls below): blocks 0..=last are inside keys, values and
+    // scores (asserted by the safe wrapper), t + N <= d.
     let mut b = 0;
-    while b < nb {
-        let nblk = 2.min(nb - b);
-        let mut acc = [[_mm256_setzero_ps(); 2]; 2];
-        for (t, &qt) in q.iter().enumerate() {
-            let qv = _mm256_set1_ps(qt);
-            for (i, a) in acc.iter_mut().enumerate().take(nblk) {
-                for (h, ah) in a.iter_mut().enumerate() {
-                    // SAFETY: (b+i)*bs + t*16 + 8h + 8 <= nb * bs <= keys.len()
-                    let kv =
-                        unsafe { _mm256_loadu_ps(kp.add((b + i) * bs + t * KV_BLOCK + 8 * h)) };
-                    *ah = _mm256_fmadd_ps(qv, kv, *ah);
-                }
-            }
+    while b + 2 <= last {
+        for s in unsafe { scores256::<2>(q, kp, bs, b, scale, sp) } {
+            mx = [_mm256_max_ps(mx[0], s[0]), _mm256_max_ps(mx[1], s[1])];
         }
-        for (i, a) in acc.iter().enumerate().take(nblk) {
-            for (h, ah) in a.iter().enumerate() {
-                let s = _mm256_mul_ps(*ah, scale_v);
-                // SAFETY: (b+i)*16 + 8h + 8 <= nb*16 <= scores.len()
-                unsafe { _mm256_storeu_ps(sp.add((b + i) * KV_BLOCK + 8 * h), s) };
-                mx[h] = _mm256_blendv_ps(mx[h], _mm256_max_ps(mx[h], s), mask(b + i, h));
-            }
-        }
-        b += nblk;
+        b += 2;
+    }
+    while b < last {
+        let [s] = unsafe { scores256::<1>(q, kp, bs, b, scale, sp) };
+        mx = [_mm256_max_ps(mx[0], s[0]), _mm256_max_ps(mx[1], s[1])];
+        b += 1;
+    }
+    let [s] = unsafe { scores256::<1>(q, kp, bs, last, scale, sp) };
+    for h in 0..2 {
+        mx[h] = _mm256_blendv_ps(mx[h], _mm256_max_ps(mx[h], s[h]), tail[h]);
     }
     let m = _mm256_set1_ps(tree8::<true>(_mm256_max_ps(mx[0], mx[1])));
     let mut sum = [_mm256_setzero_ps(); 2];
-    for b in 0..nb {
+    for b in 0..=last {
         for (h, sh) in sum.iter_mut().enumerate() {
-            // SAFETY: as above
             let s = unsafe { _mm256_loadu_ps(sp.add(b * KV_BLOCK + 8 * h)) };
-            let p = _mm256_and_ps(mask(b, h), exp256(_mm256_sub_ps(s, m)));
-            // SAFETY: as above
+            let mut p = exp256(_mm256_sub_ps(s, m));
+            if b == last {
+                p = _mm256_and_ps(tail[h], p);
+            }
             unsafe { _mm256_storeu_ps(sp.add(b * KV_BLOCK + 8 * h), p) };
             *sh = _mm256_add_ps(*sh, p);
         }
     }
     let inv = 1.0 / tree8::<false>(_mm256_add_ps(sum[0], sum[1]));
     let mut t = 0;
+    while t + 2 <= d {
+        let acc = unsafe { values256::<2>(sp, vp, bs, t, last, tail) };
+        for (o, a) in out[t..t + 2].iter_mut().zip(acc) {
+            *o = tree8::<false>(_mm256_add_ps(a[0], a[1])) * inv;
+        }
+        t += 2;
+    }
     while t < d {
-        let nd = 2.min(d - t);
-        let mut acc = [[_mm256_setzero_ps(); 2]; 2];
-        for b in 0..nb {
-            for h in 0..2 {
-                let k = mask(b, h);
-                // SAFETY: as above
-                let p = unsafe { _mm256_loadu_ps(sp.add(b * KV_BLOCK + 8 * h)) };
-                for (i, a) in acc.iter_mut().enumerate().take(nd) {
-                    // SAFETY: b*bs + (t+i)*16 + 8h + 8 <= nb * bs <= values.len()
-                    let v = unsafe { _mm256_loadu_ps(vp.add(b * bs + (t + i) * KV_BLOCK + 8 * h)) };
-                    a[h] = _mm256_blendv_ps(a[h], _mm256_fmadd_ps(p, v, a[h]), k);
-                }
-            }
-        }
-        for (i, a) in acc.iter().enumerate().take(nd) {
-            out[t + i] = tree8::<false>(_mm256_add_ps(a[0], a[1])) * inv;
-        }
-        t += nd;
+        let [a] = unsafe { values256::<1>(sp, vp, bs, t, last, tail) };
+        out[t] = tree8::<false>(_mm256_add_ps(a[0], a[1])) * inv;
+        t += 1;
     }
 }
 
