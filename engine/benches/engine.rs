@@ -6,7 +6,9 @@
 //! random-initialized bf16 checkpoint of Qwen2.5-0.5B shape written to a
 //! temporary directory: prefill tokens/s, decode tokens/s at batch 1 and 16,
 //! weight bytes read per decode step over step time (GB/s) beside this
-//! machine's measured memory read bandwidth, and peak resident memory.
+//! machine's measured memory read bandwidth, and peak resident memory; and
+//! for stories260K with its context raised, a 3872-token prefill and a
+//! 16 x 64 group after it (attention-bound).
 //!
 //! `GRAIL_BENCH_SHAPES=0.5b,1.5b` adds the Qwen2.5-1.5B shape (3.1 GB on
 //! disk) for the resident-memory check; `GRAIL_BENCH_DIR` picks where the
@@ -168,6 +170,56 @@ fn validate_batching(model: &Model) {
     );
 }
 
+/// Long prompts on stories260K (hidden 64, head_dim 8), its context raised
+/// to 8192: the protocol's SAT prompts run 1.4k-3.9k tokens, where attention
+/// is most of the work. Prefill of `prompt_len` tokens, then a 16 x 64 group
+/// (protocol sampler, no stop tokens) after it; validated first: rollout 0
+/// of the group equals that rollout generated alone.
+fn long_prompt(dir: &Path, prompt_len: usize) {
+    let mut model = Model::load(dir).unwrap();
+    model.set_max_positions(8192).unwrap();
+    let c = model.config().clone();
+    let prompt = tokens(prompt_len, c.vocab_size, 7);
+    let seeds: Vec<[u8; 32]> = (0..16u8).map(|i| [i.wrapping_add(1); 32]).collect();
+    let opts = GenerateOptions {
+        max_new_tokens: 64,
+        stop_tokens: &[],
+        keep_hidden: false,
+        sketch: None,
+        cancel: None,
+    };
+    let sampler = |seeds| Sampler::Verifiable {
+        temperature: 0.7,
+        seeds,
+    };
+    let alone = generate_group(&model, &prompt, sampler(&seeds[..1]), &opts).unwrap();
+    let t = Instant::now();
+    let group = generate_group(&model, &prompt, sampler(&seeds), &opts).unwrap();
+    let group_secs = t.elapsed().as_secs_f64();
+    assert_eq!(
+        group[0].tokens, alone[0].tokens,
+        "long prompt: rollout 0 differs in its group from alone"
+    );
+    println!("validated: long-prompt rollout 0 equals itself generated alone (64 tokens)");
+    let mut seq = model.new_sequence();
+    let t = Instant::now();
+    model
+        .forward(&mut [&mut seq], &[&prompt], LogitsFor::Last)
+        .unwrap();
+    let prefill_secs = t.elapsed().as_secs_f64();
+    // attention multiply-adds: q.k and p.v, head_dim each, per head, layer
+    // and (query, key) pair
+    let per_pair = (2 * c.head_dim * c.num_heads * c.num_layers) as f64;
+    let n = prompt_len as f64;
+    let prefill_flops = 2.0 * per_pair * n * (n + 1.0) / 2.0;
+    let group_flops = 2.0 * per_pair * 16.0 * (0..64).map(|i| n + 1.0 + i as f64).sum::<f64>();
+    println!(
+        "stories260K long prompt (context 8192): prefill {prompt_len} tokens {prefill_secs:.3} s ({:.1} attention GFLOP/s); 16 x 64 group after it {group_secs:.3} s ({:.1} attention GFLOP/s)",
+        prefill_flops / prefill_secs / 1e9,
+        group_flops / group_secs / 1e9
+    );
+}
+
 fn main() {
     let threads = rayon::current_num_threads();
     println!("grail-engine CPU benchmark ({threads} threads)");
@@ -179,6 +231,7 @@ fn main() {
     let f = measure(&model, 256, 50, &[1, 16]);
     report("stories260K (f32)", &model, &f, bandwidth, 256);
     drop(model);
+    long_prompt(&stories, 3872);
 
     let shapes = std::env::var("GRAIL_BENCH_SHAPES").unwrap_or_else(|_| "0.5b".into());
     let base = std::env::var_os("GRAIL_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);

@@ -76,7 +76,8 @@ impl std::fmt::Debug for Model {
 }
 
 /// One sequence's state: its length and its KV cache (f32, per layer and KV
-/// head, `len x head_dim` each). Clone it to fork a shared prompt into
+/// head, `len` positions of `head_dim` in blocks of
+/// [`kernels::KV_BLOCK`](crate::kernels::KV_BLOCK) positions). Clone it to fork a shared prompt into
 /// several continuations.
 #[derive(Debug, Clone)]
 pub struct Sequence {
@@ -545,12 +546,12 @@ impl Model {
                 kernels::rope(&mut k[r * nkv * d..(r + 1) * nkv * d], d, cs);
             }
             // append K and V to each sequence's cache
-            for (r, &(si, _)) in row_pos.iter().enumerate() {
+            for (r, &(si, pos)) in row_pos.iter().enumerate() {
                 for hk in 0..nkv {
                     let slot = li * nkv + hk;
                     let src = (r * nkv + hk) * d;
-                    seqs[si].keys[slot].extend_from_slice(&k[src..src + d]);
-                    seqs[si].values[slot].extend_from_slice(&v[src..src + d]);
+                    kernels::kv_push(&mut seqs[si].keys[slot], pos, &k[src..src + d]);
+                    kernels::kv_push(&mut seqs[si].values[slot], pos, &v[src..src + d]);
                 }
             }
             // attention, one task per row (token)

@@ -1,10 +1,12 @@
 //! The engine's numeric kernels on CPU: weight conversion, the matrix
-//! product, RMSNorm, rotary embedding, SiLU-gate and attention.
+//! product, RMSNorm, rotary embedding, SiLU-gate and attention over a
+//! blocked KV cache.
 //!
 //! Every output element is computed by one fixed sequence of operations that
 //! does not depend on the thread count or on how work is split, so a given
-//! machine gives the same bits whether it runs on 2 threads or 64. The AVX2
-//! path and the portable path differ only by FMA rounding.
+//! machine gives the same bits whether it runs on 2 threads or 64. In the
+//! matrix product the AVX2 path and the portable path differ only by FMA
+//! rounding; attention (and its [`exp`]) gives the same bits on every path.
 //!
 //! Why our own matrix product and not the `gemm` crate: weights stay in
 //! bf16 (converted a few rows at a time, in cache), which `gemm` cannot
@@ -286,9 +288,165 @@ pub fn rope(x: &mut [f32], head_dim: usize, cs: &[(f32, f32)]) {
     }
 }
 
-/// Causal attention of one query head over `len` cached positions
-/// (`keys`, `values`: `len x d`), into `out` (`d`). `scores` is scratch of
-/// at least `len`.
+/// Positions per block of a KV cache. A cache holds, for one layer and KV
+/// head, blocks of `KV_BLOCK` positions, each block dimension-major
+/// (`block[t * KV_BLOCK + lane]` is dimension `t` of position `block_index
+/// * KV_BLOCK + lane`), the last block zero-padded: attention then scores
+/// and weighs `KV_BLOCK` positions per vector instruction whatever
+/// `head_dim` is.
+pub const KV_BLOCK: usize = 16;
+
+/// Appends `x` (one position's key or value, `head_dim` long) to a blocked
+/// cache that holds `pos` positions.
+pub fn kv_push(cache: &mut Vec<f32>, pos: usize, x: &[f32]) {
+    let d = x.len();
+    let (b, lane) = (pos / KV_BLOCK, pos % KV_BLOCK);
+    assert_eq!(
+        cache.len(),
+        pos.div_ceil(KV_BLOCK) * KV_BLOCK * d,
+        "kv_push: cache does not hold {pos} positions of {d}"
+    );
+    if lane == 0 {
+        cache.resize(cache.len() + KV_BLOCK * d, 0.0);
+    }
+    let block = &mut cache[b * KV_BLOCK * d..(b + 1) * KV_BLOCK * d];
+    for (t, &v) in x.iter().enumerate() {
+        block[t * KV_BLOCK + lane] = v;
+    }
+}
+
+/// Below this, [`exp`] returns 0: `ln(2^-126)`, where `2^n` leaves the
+/// normal range.
+const EXP_LO: f32 = -87.336_55;
+/// Above this, [`exp`] computes `exp(EXP_HI)` (`n` stays <= 127).
+const EXP_HI: f32 = 88.0;
+/// `1.5 * 2^23`: `fma(x, log2(e), MAGIC) - MAGIC` rounds `x * log2(e)` to
+/// the nearest integer, which also sits in the sum's low mantissa bits.
+const EXP_MAGIC: f32 = 12_582_912.0;
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+/// Cody-Waite split of ln 2: `LN2_HI` has 9 significant bits, so `n *
+/// LN2_HI` is exact for |n| <= 128.
+const LN2_HI: f32 = 355.0 / 512.0;
+const LN2_LO: f32 = -2.121_944_4e-4;
+/// Cephes `expf`: `exp(r) ~ 1 + r + r^2 * P(r)` on `|r| <= ln2 / 2`.
+const EXP_P: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
+
+/// `e^x` in f32, the same sequence of IEEE operations (every multiply-add
+/// fused) as the AVX-512 and AVX2 versions in `x86.rs`, so every path gives
+/// the same bits: `x = n ln2 + r` (Cody-Waite, `n` rounded to nearest
+/// even), a degree-7 polynomial in `r`, then `* 2^n` through the exponent
+/// bits. Maximum relative error against the exact value (f64 `exp`):
+/// 8.5e-8, below one ulp, measured over every f32 in `[EXP_LO, 88]`
+/// (`exp_error_is_bounded` rechecks every 97th). `x < EXP_LO` gives 0 (no subnormal
+/// results), `x > 88` gives `exp(88)`, NaN gives NaN.
+pub fn exp(x: f32) -> f32 {
+    if x < EXP_LO {
+        return 0.0;
+    }
+    let x = if EXP_HI < x { EXP_HI } else { x };
+    let t = x.mul_add(LOG2E, EXP_MAGIC);
+    let n = t - EXP_MAGIC;
+    let r = (-n).mul_add(LN2_HI, x);
+    let r = (-n).mul_add(LN2_LO, r);
+    let mut y = EXP_P[0];
+    for &c in &EXP_P[1..] {
+        y = y.mul_add(r, c);
+    }
+    let y = y.mul_add(r * r, r) + 1.0;
+    let bits = (t.to_bits().wrapping_sub(EXP_MAGIC.to_bits()) as i32 + 127) << 23;
+    y * f32::from_bits(bits as u32)
+}
+
+/// `a > b ? a : b`: the x86 `max` instruction's rule (NaN in `b` wins, NaN
+/// in `a` loses), so the portable path picks the same bits.
+fn max_x86(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Sum (or max) of 16 lanes as `[i] + [i + 8]`, then `[i] + [i + 4]`,
+/// `[i] + [i + 2]`, `[0] + [1]`: the order of the x86 reductions.
+fn tree16(a: &[f32; KV_BLOCK], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let s8: [f32; 8] = std::array::from_fn(|i| f(a[i], a[i + 8]));
+    let s4: [f32; 4] = std::array::from_fn(|i| f(s8[i], s8[i + 4]));
+    f(f(s4[0], s4[2]), f(s4[1], s4[3]))
+}
+
+/// Portable twin of the x86 attention kernels: the same operations per lane
+/// in the same order, so the same bits. Lane `l` of block `b` is position
+/// `j = b * 16 + l`; positions `j >= len` (the padding, or later positions
+/// already appended in a prefill) are never read into a result.
+///
+/// - score: `s_j = fma(q[d-1], k_j[d-1], ... fma(q[0], k_j[0], 0)) * scale`
+/// - `m`: per lane `max_x86(m_l, s_j)` over blocks from -inf, then [`tree16`]
+/// - `p_j = exp(s_j - m)`; `sum`: per lane `sum_l + p_j` over blocks, then
+///   [`tree16`]
+/// - `out[t] = tree16(per lane fma(p_j, v_j[t], acc_l) over blocks) * (1 /
+///   sum)`
+pub(crate) fn attend_portable(
+    q: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    len: usize,
+    scale: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    let d = q.len();
+    let bs = KV_BLOCK * d;
+    let nb = len.div_ceil(KV_BLOCK);
+    let lanes = |b: usize| KV_BLOCK.min(len - b * KV_BLOCK);
+    let mut mx = [f32::NEG_INFINITY; KV_BLOCK];
+    for b in 0..nb {
+        let kb = &keys[b * bs..(b + 1) * bs];
+        for l in 0..lanes(b) {
+            let mut acc = 0f32;
+            for (t, &qt) in q.iter().enumerate() {
+                acc = qt.mul_add(kb[t * KV_BLOCK + l], acc);
+            }
+            let s = acc * scale;
+            scores[b * KV_BLOCK + l] = s;
+            mx[l] = max_x86(mx[l], s);
+        }
+    }
+    let m = tree16(&mx, max_x86);
+    let mut sum = [0f32; KV_BLOCK];
+    for b in 0..nb {
+        for l in 0..lanes(b) {
+            let p = exp(scores[b * KV_BLOCK + l] - m);
+            scores[b * KV_BLOCK + l] = p;
+            sum[l] += p;
+        }
+    }
+    let inv = 1.0 / tree16(&sum, |a, b| a + b);
+    for (t, o) in out.iter_mut().enumerate() {
+        let mut acc = [0f32; KV_BLOCK];
+        for b in 0..nb {
+            let vb = &values[b * bs + t * KV_BLOCK..];
+            for l in 0..lanes(b) {
+                acc[l] = scores[b * KV_BLOCK + l].mul_add(vb[l], acc[l]);
+            }
+        }
+        *o = tree16(&acc, |a, b| a + b) * inv;
+    }
+}
+
+/// Causal attention of one query head `q` (`head_dim`) over the first
+/// `len >= 1` positions of one KV head's blocked caches (see [`KV_BLOCK`]),
+/// into `out` (`head_dim`): `softmax(q . k_j * scale) . v`. `scores` is
+/// scratch. The result depends only on `q`, `scale` and positions `0..len`
+/// of the caches, and is the same bits on every path (AVX-512, AVX2,
+/// portable): see [`attend_portable`] for the exact operations.
 pub fn attend(
     q: &[f32],
     keys: &[f32],
@@ -299,25 +457,19 @@ pub fn attend(
     out: &mut [f32],
 ) {
     let d = q.len();
-    scores.clear();
-    let mut max = f32::NEG_INFINITY;
-    for kj in keys[..len * d].chunks_exact(d) {
-        let s = dot(q, kj) * scale;
-        max = max.max(s);
-        scores.push(s);
+    let nb = len.div_ceil(KV_BLOCK);
+    assert!(len >= 1 && d >= 1, "attend: empty query or context");
+    assert!(
+        keys.len() >= nb * KV_BLOCK * d && values.len() >= nb * KV_BLOCK * d,
+        "attend: caches shorter than {len} positions of {d}"
+    );
+    assert_eq!(out.len(), d, "attend: out is not {d} long");
+    scores.resize(nb * KV_BLOCK, 0.0);
+    #[cfg(target_arch = "x86_64")]
+    if x86::attend(q, keys, values, len, scale, scores, out) {
+        return;
     }
-    let mut sum = 0f32;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
-    out.fill(0.0);
-    for (p, vj) in scores.iter().zip(values[..len * d].chunks_exact(d)) {
-        let p = p / sum;
-        for (o, &v) in out.iter_mut().zip(vj) {
-            *o += p * v;
-        }
-    }
+    attend_portable(q, keys, values, len, scale, scores, out)
 }
 
 #[cfg(test)]
@@ -507,14 +659,160 @@ mod tests {
         assert!((x[4] - (orig[4] * c + orig[0] * s)).abs() < 1e-6);
     }
 
+    /// Blocked caches of `len` positions (`len x d` row-major inputs).
+    fn caches(k: &[f32], v: &[f32], d: usize) -> (Vec<f32>, Vec<f32>) {
+        let (mut kc, mut vc) = (Vec::new(), Vec::new());
+        for (p, (kr, vr)) in k.chunks_exact(d).zip(v.chunks_exact(d)).enumerate() {
+            kv_push(&mut kc, p, kr);
+            kv_push(&mut vc, p, vr);
+        }
+        (kc, vc)
+    }
+
     #[test]
     fn attention_weights_sum_to_one() {
         let d = 4;
-        let keys = rand_vec(3 * d, 1);
-        let values = vec![1f32; 3 * d];
+        let (keys, values) = caches(&rand_vec(3 * d, 1), &[1f32; 3 * 4], d);
         let q = rand_vec(d, 2);
         let mut out = vec![0f32; d];
         attend(&q, &keys, &values, 3, 0.5, &mut Vec::new(), &mut out);
         assert!(out.iter().all(|v| (v - 1.0).abs() < 1e-6));
+    }
+
+    #[test]
+    fn exp_error_is_bounded() {
+        // every 97th f32 in [-87.3, 88], plus the ends and special values
+        let mut worst = 0f64;
+        let mut x = EXP_LO;
+        while x <= EXP_HI {
+            let want = f64::from(x).exp();
+            let rel = ((f64::from(exp(x)) - want) / want).abs();
+            worst = worst.max(rel);
+            x = f32::from_bits(if x < 0.0 {
+                x.to_bits() - 97
+            } else {
+                x.to_bits() + 97
+            });
+            if x == 0.0 || x.is_nan() {
+                x = f32::from_bits(1);
+            }
+        }
+        eprintln!("exp: max relative error {worst:.3e}");
+        assert!(worst < 8.5e-8, "exp: max relative error {worst:e}");
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-0.0), 1.0);
+        assert_eq!(exp(-88.0), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert!(exp(f32::NAN).is_nan());
+        assert_eq!(exp(f32::INFINITY), exp(EXP_HI));
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn exp_paths_give_the_same_bits() {
+        let mut xs: Vec<f32> = (0..200_000)
+            .map(|i| -100.0 + 190.0 * i as f32 / 200_000.0)
+            .collect();
+        xs.extend([0.0, -0.0, EXP_LO, EXP_HI, f32::NAN, f32::INFINITY]);
+        xs.extend([f32::NEG_INFINITY, f32::MIN_POSITIVE, -f32::MIN_POSITIVE]);
+        let want: Vec<f32> = xs.iter().map(|&x| exp(x)).collect();
+        for isa in [x86::Isa::Avx2, x86::Isa::Avx512] {
+            let mut got = vec![f32::NAN; xs.len()];
+            if x86::exp_with(isa, &xs, &mut got) {
+                eprintln!("checked {isa:?} exp");
+                for ((x, g), w) in xs.iter().zip(&got).zip(&want) {
+                    assert!(
+                        g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan()),
+                        "{isa:?} exp({x}): {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Softmax attention in f64 over row-major keys and values.
+    fn attend_f64(q: &[f32], k: &[f32], v: &[f32], len: usize, scale: f32) -> Vec<f64> {
+        let d = q.len();
+        let s: Vec<f64> = (0..len)
+            .map(|j| {
+                (0..d)
+                    .map(|t| f64::from(q[t]) * f64::from(k[j * d + t]))
+                    .sum::<f64>()
+                    * f64::from(scale)
+            })
+            .collect();
+        let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let p: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+        let sum: f64 = p.iter().sum();
+        (0..d)
+            .map(|t| {
+                (0..len)
+                    .map(|j| p[j] * f64::from(v[j * d + t]))
+                    .sum::<f64>()
+                    / sum
+            })
+            .collect()
+    }
+
+    #[test]
+    fn attention_paths_agree_bit_for_bit_and_match_f64() {
+        for &d in &[1, 3, 4, 8, 9, 16, 64, 128] {
+            let n = 300;
+            let (k, v) = (rand_vec(n * d, d as u64), rand_vec(n * d, 100 + d as u64));
+            // large scores, so the max subtraction and exp matter
+            let q: Vec<f32> = rand_vec(d, 7).iter().map(|x| x * 6.0).collect();
+            let (kc, vc) = caches(&k, &v, d);
+            let scale = 1.0 / (d as f32).sqrt();
+            for len in [1, 2, 15, 16, 17, 31, 32, 33, 100, 255, 300] {
+                let mut want = vec![0f32; d];
+                attend_portable(&q, &kc, &vc, len, scale, &mut vec![0.0; 304], &mut want);
+                let exact = attend_f64(&q, &k, &v, len, scale);
+                for (w, e) in want.iter().zip(&exact) {
+                    assert!(
+                        (f64::from(*w) - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                        "d {d} len {len}: {w} vs {e}"
+                    );
+                }
+                // later positions in the last block (a prefill has
+                // appended them) change nothing: same bits as a cache
+                // that ends at len
+                let (kl, vl) = caches(&k[..len * d], &v[..len * d], d);
+                let mut alone = vec![0f32; d];
+                attend(&q, &kl, &vl, len, scale, &mut Vec::new(), &mut alone);
+                let mut paths = vec![alone];
+                #[cfg(target_arch = "x86_64")]
+                for isa in [x86::Isa::Avx2, x86::Isa::Avx512] {
+                    let mut got = vec![f32::NAN; d];
+                    let mut scores = vec![0f32; 304];
+                    if x86::attend_with(isa, &q, &kc, &vc, len, scale, &mut scores, &mut got) {
+                        paths.push(got);
+                    }
+                }
+                for got in &paths {
+                    assert!(
+                        got.iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "d {d} len {len}: {got:?} vs portable {want:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn kv_push_lays_out_blocks_dimension_major() {
+        let d = 3;
+        let mut c = Vec::new();
+        for p in 0..17 {
+            kv_push(&mut c, p, &[p as f32, 100.0 + p as f32, 200.0 + p as f32]);
+        }
+        assert_eq!(c.len(), 2 * KV_BLOCK * d);
+        assert_eq!(c[5], 5.0);
+        assert_eq!(c[KV_BLOCK + 5], 105.0);
+        assert_eq!(c[2 * KV_BLOCK + 15], 215.0);
+        assert_eq!(c[3 * KV_BLOCK], 16.0);
+        assert_eq!(c[4 * KV_BLOCK], 116.0);
+        assert_eq!(c[3 * KV_BLOCK + 1], 0.0, "padding is zero");
     }
 }
