@@ -82,7 +82,13 @@ pub enum ArgsError {
     #[error("unknown development key: {0}")]
     DevKey(String),
     #[error(transparent)]
-    Endpoint(#[from] SubtensorError),
+    Endpoint(Box<SubtensorError>),
+}
+
+impl From<SubtensorError> for ArgsError {
+    fn from(e: SubtensorError) -> Self {
+        ArgsError::Endpoint(Box::new(e))
+    }
 }
 
 impl ArgsError {

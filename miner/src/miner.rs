@@ -174,7 +174,7 @@ impl Miner {
         );
         let prompt_len = prompt.len();
         let started = Instant::now();
-        let jobs = vec![(prompt, seeds)];
+        let jobs = [(prompt, seeds)];
         let generation = self.generation();
         let backend = Arc::clone(&self.backend);
         let cancel = shutdown.flag_arc();

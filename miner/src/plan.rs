@@ -71,7 +71,7 @@ impl Planner {
 
     /// Record that a batch of `work` units took `elapsed`.
     pub fn record_batch(&mut self, work: f64, elapsed: Duration) {
-        if !(work > 0.0) {
+        if work.is_nan() || work <= 0.0 {
             return;
         }
         if self.per_unit.len() == HISTORY {

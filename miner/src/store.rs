@@ -101,7 +101,7 @@ pub enum StoreError {
     Open {
         url: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("{op} {key} in {url}: {source}")]
     Request {
@@ -109,7 +109,7 @@ pub enum StoreError {
         url: String,
         key: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("{key} in {url} is {size} bytes, more than the {limit}-byte cap")]
     TooLarge {
@@ -125,10 +125,7 @@ impl StoreError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            StoreError::Request {
-                source: object_store::Error::NotFound { .. },
-                ..
-            }
+            StoreError::Request { source, .. } if matches!(**source, object_store::Error::NotFound { .. })
         )
     }
 }
@@ -169,7 +166,7 @@ impl WindowStore {
             let store =
                 LocalFileSystem::new_with_prefix(&dir).map_err(|source| StoreError::Open {
                     url: url.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             return Ok(WindowStore {
                 store: Arc::new(store),
@@ -200,7 +197,6 @@ impl WindowStore {
             }
             b = b
                 .with_endpoint(endpoint)
-                .with_allow_http(endpoint.starts_with("http://"))
                 .with_virtual_hosted_style_request(false);
         }
         if let Some(region) = &args.region {
@@ -222,15 +218,21 @@ impl WindowStore {
                 max_retries: tuning.max_retries,
                 retry_timeout: tuning.timeout * 4,
             })
+            // (client options replace the builder's whole set, allow_http included)
             .with_client_options(
                 ClientOptions::new()
+                    .with_allow_http(
+                        endpoint
+                            .as_deref()
+                            .is_some_and(|e| e.starts_with("http://")),
+                    )
                     .with_timeout(tuning.timeout)
                     .with_connect_timeout(tuning.timeout.min(Duration::from_secs(10))),
             )
             .build()
             .map_err(|source| StoreError::Open {
                 url: url.clone(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(WindowStore {
             store: Arc::new(store),
@@ -258,7 +260,7 @@ impl WindowStore {
             op,
             url: self.url.clone(),
             key: key.to_owned(),
-            source,
+            source: Box::new(source),
         }
     }
 

@@ -22,8 +22,8 @@ use grail_miner::{
 };
 use std::sync::Arc;
 
-/// Milliseconds between devnet blocks in these tests: 30-block windows of 15 s.
-pub const BLOCK_MS: u64 = 500;
+/// Milliseconds between devnet blocks in these tests: 30-block windows of 9 s.
+pub const BLOCK_MS: u64 = 300;
 
 /// Held by every test that mines, so the tests of one binary take turns on
 /// the CPU (the miner plans against its measured speed; two miners sharing
