@@ -86,10 +86,16 @@ struct RunArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("weights").required(true).args(["model", "synthetic"])))]
 struct BenchArgs {
     /// Hugging Face model directory.
     #[arg(long, value_name = "DIR")]
-    model: PathBuf,
+    model: Option<PathBuf>,
+    /// Instead of --model: a random bf16 checkpoint of this shape (0.5b:
+    /// Qwen2.5-0.5B, 1.5b: Qwen2.5-1.5B), written to a temporary directory
+    /// (~1 GB / ~3.1 GB) and removed afterwards.
+    #[arg(long, value_name = "SHAPE", value_parser = ["0.5b", "1.5b"])]
+    synthetic: Option<String>,
     /// Groups of 16 rollouts generated as one batch.
     #[arg(long, default_value_t = 1)]
     groups: usize,
@@ -120,14 +126,30 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Usage(e)) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", chain(&e));
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            tracing::error!("{e:#}");
+            tracing::error!("{}", chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text
+/// the message before it already contains (many errors print their source).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 enum Failure {
@@ -259,9 +281,40 @@ fn spawn_signal_handler(shutdown: Shutdown) {
 }
 
 fn run_bench(args: &BenchArgs) -> Result<(), Failure> {
-    let model = grail_engine::Model::load(&args.model)
-        .with_context(|| format!("loading {}", args.model.display()))
+    let scratch = std::env::temp_dir().join(format!("grail-miner-bench-{}", std::process::id()));
+    let dir = match (&args.model, args.synthetic.as_deref()) {
+        (Some(dir), _) => dir.clone(),
+        (None, shape) => {
+            use grail_engine::synthetic;
+            let shape = if shape == Some("1.5b") {
+                synthetic::QWEN2_5_1_5B
+            } else {
+                synthetic::QWEN2_5_0_5B
+            };
+            std::fs::create_dir_all(&scratch)
+                .with_context(|| format!("creating {}", scratch.display()))
+                .map_err(Failure::Usage)?;
+            synthetic::write_checkpoint(&scratch, &shape, grail_engine::kernels::WDtype::BF16, 1)
+                .map_err(|e| usage(anyhow::anyhow!("writing the synthetic checkpoint: {e}")))?;
+            scratch.clone()
+        }
+    };
+    let result = bench_dir(args, &dir);
+    if args.model.is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    result
+}
+
+fn bench_dir(args: &BenchArgs, dir: &std::path::Path) -> Result<(), Failure> {
+    let mut model = grail_engine::Model::load(dir)
+        .with_context(|| format!("loading {}", dir.display()))
         .map_err(Failure::Usage)?;
+    // like a devnet, run a small-context model at the lengths asked for
+    let need = args.prompt_tokens.saturating_add(args.max_new_tokens);
+    if need > model.max_positions() {
+        model.set_max_positions(need).map_err(usage)?;
+    }
     if args.groups == 0 || args.max_new_tokens == 0 || args.prompt_tokens == 0 {
         return Err(usage(anyhow::anyhow!(
             "--groups, --prompt-tokens and --max-new-tokens must be at least 1"
@@ -285,7 +338,9 @@ fn run_bench(args: &BenchArgs) -> Result<(), Failure> {
              commitments, commit root, binding, sr25519: {:.4} s = {:.2}% of generation\n\
              commitments in total:                      {:.2}% of generation time (target <= 3%)\n\
              end to end, sketching inside the decode loop: {:.3} s = {:.1} tokens/s",
-            bench::model_label(&args.model),
+            args.synthetic
+                .as_ref()
+                .map_or_else(|| bench::model_label(dir), |s| format!("synthetic {s}")),
             model.config().architecture.hf_name(),
             model.config().hidden_size,
             model.config().num_layers,
