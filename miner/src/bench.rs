@@ -14,7 +14,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use grail_core::commit::TokenCommitment;
 use grail_core::hash::{derive, Digest};
 use grail_core::keys::Keypair;
 use grail_core::params::ROLLOUTS_PER_PROBLEM;
@@ -138,17 +137,7 @@ pub fn run(model: &Model, cfg: &BenchConfig) -> Result<BenchReport, EngineError>
                 rollout_index: r as u32,
                 sampling,
                 prompt: prompts[g].clone(),
-                commitments: c
-                    .tokens
-                    .iter()
-                    .zip(&c.logprobs)
-                    .zip(sk)
-                    .map(|((&token, &lp), &sketch)| TokenCommitment {
-                        token,
-                        logprob: lp as f32,
-                        sketch,
-                    })
-                    .collect(),
+                commitments: crate::rollout::commitments(c, sk),
                 reward: 0.0,
                 advantage: 0.0,
                 signature: [0u8; 64],

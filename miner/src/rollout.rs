@@ -8,6 +8,7 @@ use grail_core::hash::Digest;
 use grail_core::params::{MAX_PROMPT_TOKENS, ROLLOUTS_PER_PROBLEM};
 use grail_core::sampling::SamplingParams;
 use grail_core::seeds::{problem_seed, rollout_seed, sketch_key, window_randomness};
+use grail_core::sketch::Sketch;
 use grail_core::wire::{RolloutRecord, WindowHeader};
 use grail_engine::{ChatMessage, Completion, EngineError, Tokenizer};
 
@@ -97,6 +98,21 @@ pub fn completion_text(tokenizer: &Tokenizer, tokens: &[u32]) -> Result<String, 
     tokenizer.decode(tokens, true)
 }
 
+/// Per-position commitments of a completion (§6.1): token, logprob rounded
+/// to f32, sketch.
+pub fn commitments(c: &Completion, sketches: &[Sketch]) -> Vec<TokenCommitment> {
+    c.tokens
+        .iter()
+        .zip(&c.logprobs)
+        .zip(sketches)
+        .map(|((&token, &logprob), &sketch)| TokenCommitment {
+            token,
+            logprob: logprob as f32,
+            sketch,
+        })
+        .collect()
+}
+
 /// Records of one group, in rollout order, with rewards, GRPO advantages
 /// and signatures (§14.3, §6.3). `completions[r]` is rollout `r` and must
 /// carry sketches.
@@ -121,17 +137,7 @@ pub fn group_records(
         let sketches = c.sketches.as_deref().ok_or_else(|| {
             EngineError::InvalidRequest("completion generated without sketches".into())
         })?;
-        let commitments = c
-            .tokens
-            .iter()
-            .zip(&c.logprobs)
-            .zip(sketches)
-            .map(|((&token, &logprob), &sketch)| TokenCommitment {
-                token,
-                logprob: logprob as f32,
-                sketch,
-            })
-            .collect();
+        let commitments = commitments(c, sketches);
         let mut rec = RolloutRecord {
             problem_index,
             rollout_index: r as u32,
