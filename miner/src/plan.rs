@@ -173,7 +173,7 @@ mod tests {
         let b = 400.0;
         let short = group_work(400, 64, b);
         let long = group_work(4000, 64, b);
-        assert!(long / short > 10.0 * 1.5, "{short} {long}");
+        assert!(long / short > 10.0, "{short} {long}");
         // a large model (break-even ~12k tokens) is nearly linear
         let big = 11_600.0;
         let r = group_work(4000, 64, big) / group_work(400, 64, big);

@@ -19,16 +19,16 @@ use super::{current_thread_runtime, print_out, Failure};
 #[derive(Debug, clap::Subcommand)]
 pub enum ChainCommand {
     /// Print the best (newest, not necessarily final) block: number and hash.
-    Head(NodeArgs),
+    Head(QueryArgs),
     /// Print the finalized head: number and hash.
-    Finalized(NodeArgs),
+    Finalized(QueryArgs),
     /// Print the hash of block N of the canonical chain.
     BlockHash(BlockHashArgs),
 }
 
 /// Which node to ask, and how to print the answer.
 #[derive(Debug, clap::Args)]
-pub struct NodeArgs {
+pub struct QueryArgs {
     #[command(flatten)]
     pub node: grail_miner::args::NodeArgs,
     /// Print `{"number": N, "hash": "0x..."}` instead of `N 0x...`.
@@ -43,7 +43,7 @@ pub struct BlockHashArgs {
     #[arg(value_name = "N")]
     pub number: u64,
     #[command(flatten)]
-    pub node: NodeArgs,
+    pub node: QueryArgs,
 }
 
 /// Run a `grail chain` subcommand.

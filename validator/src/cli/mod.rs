@@ -117,3 +117,12 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Model(cmd) => model::run(cmd),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
