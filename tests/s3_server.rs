@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use grail_tests::s3::{Faults, S3Config, S3Server};
+use grail_tests::s3::{Faults, RequestLog, S3Config, S3Server};
 use hyper::Method;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::MultipartStore;
@@ -470,28 +470,35 @@ async fn multipart_upload_completes_and_abort_leaves_nothing() {
     assert_eq!(listed.len(), 1);
 }
 
-/// A crash on a part upload drops every part in flight; object_store retries
-/// them all and the completed object is whole.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn multipart_upload_survives_a_crash_on_a_part() {
+/// An ~11 MiB multipart upload (5 MiB parts) through a server that crashes
+/// on its `crash_on_put`-th PUT-like request: the object reads back whole
+/// and no part file is left. Returns the server's request log.
+async fn multipart_through_a_crash(crash_on_put: u32, seed: u64, key: &str) -> RequestLog {
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults {
-        crash_on_put: 2,
+        crash_on_put,
         restart_pause: Duration::from_millis(100),
         ..Faults::default()
     };
     let server = server(&dir, faults).await;
     let store = client(&server, SECRET_KEY);
-    let bytes = data(11 * MIB, 12);
+    let bytes = data(11 * MIB, seed);
 
-    let key = Key::from("multi/crashed.bin");
+    let key = Key::from(key);
     let upload = store.put_multipart(&key).await.unwrap();
     let mut writer = WriteMultipart::new_with_chunk_size(upload, 5 * MIB);
     writer.write(&bytes);
     writer.finish().await.unwrap();
     assert_eq!(get(&store, key.as_ref()).await.unwrap(), bytes);
     assert!(server.in_progress_files().unwrap().is_empty());
-    let log = server.requests();
+    server.requests()
+}
+
+/// A crash on a part upload drops every part in flight; object_store retries
+/// them all and the completed object is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_upload_survives_a_crash_on_a_part() {
+    let log = multipart_through_a_crash(2, 12, "multi/crashed.bin").await;
     assert_eq!((log.crashes, log.restarts), (1, 1), "{log:?}");
 }
 
@@ -500,24 +507,7 @@ async fn multipart_upload_survives_a_crash_on_a_part() {
 /// stays open, and the retried Complete assembles the object.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multipart_upload_survives_a_crash_on_complete() {
-    let dir = tempfile::tempdir().unwrap();
-    let faults = Faults {
-        crash_on_put: 4,
-        restart_pause: Duration::from_millis(100),
-        ..Faults::default()
-    };
-    let server = server(&dir, faults).await;
-    let store = client(&server, SECRET_KEY);
-    let bytes = data(11 * MIB, 14);
-
-    let key = Key::from("multi/complete.bin");
-    let upload = store.put_multipart(&key).await.unwrap();
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, 5 * MIB);
-    writer.write(&bytes);
-    writer.finish().await.unwrap();
-    assert_eq!(get(&store, key.as_ref()).await.unwrap(), bytes);
-    assert!(server.in_progress_files().unwrap().is_empty());
-    let log = server.requests();
+    let log = multipart_through_a_crash(4, 14, "multi/complete.bin").await;
     assert_eq!((log.crashes, log.restarts), (1, 1), "{log:?}");
     let completes: Vec<_> = log
         .served
