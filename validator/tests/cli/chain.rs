@@ -1,6 +1,6 @@
 //! `grail chain`, run as a process against a loopback subtensor node: output,
 //! exit codes, error messages.
-#[path = "../../chain/tests/common/fake_subtensor.rs"]
+#[path = "../../../chain/tests/common/fake_subtensor.rs"]
 mod fake_subtensor;
 
 use std::process::{Command, Output};
