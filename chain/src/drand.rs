@@ -363,6 +363,11 @@ pub struct DrandClient {
 }
 
 impl DrandClient {
+    /// Add or replace the beacon cache of a client in place.
+    pub fn set_cache(&mut self, cache: BeaconCache) {
+        self.cache = Some(cache);
+    }
+
     /// A client for `chain` asking `relays` (base URLs, in order).
     pub fn new(
         chain: DrandChain,

@@ -153,3 +153,66 @@ pub fn group_records(
     }
     Ok(records)
 }
+
+/// A whole window file for `problems` problems (indices `0..problems`),
+/// generated in one call: the miner's work for one window without the chain,
+/// the deadline planner or the store (benchmarks, tests, tools).
+pub fn generate_window(
+    backend: &dyn crate::Backend,
+    tokenizer: &Tokenizer,
+    keypair: &grail_core::keys::Keypair,
+    model_fingerprint: Digest,
+    seeds: &WindowSeeds,
+    generation: &grail_core::generation::GenerationParams,
+    problems: u32,
+) -> Result<grail_core::wire::WindowFile, crate::miner::MinerError> {
+    let header = WindowHeader {
+        netuid: seeds.netuid,
+        window: seeds.window,
+        hotkey: *keypair.hotkey().as_bytes(),
+        model_fingerprint,
+    };
+    if header.hotkey != seeds.hotkey {
+        return Err(crate::miner::MinerError::Other(
+            "the window seeds belong to another hotkey".into(),
+        ));
+    }
+    let planes = grail_core::sketch::SketchPlanes::new(&seeds.sketch_key(), backend.hidden_size())
+        .map_err(|e| crate::miner::MinerError::Other(e.to_string()))?;
+    let mut prepared = Vec::with_capacity(problems as usize);
+    for index in 0..problems {
+        let problem = seeds.problem(index);
+        let prompt = prompt_tokens(tokenizer, &problem)
+            .map_err(|e| crate::miner::MinerError::Other(format!("problem {index}: {e}")))?;
+        prepared.push((index, problem, prompt, seeds.rollout_seeds(index)));
+    }
+    let jobs: Vec<crate::backend::GroupJob<'_>> = prepared
+        .iter()
+        .map(|(_, _, prompt, s)| crate::backend::GroupJob { prompt, seeds: s })
+        .collect();
+    let groups = backend.generate(
+        &jobs,
+        &crate::backend::JobOptions {
+            temperature: generation.sampling().temperature(),
+            max_new_tokens: generation.max_new_tokens as usize,
+            stop_tokens: backend.eos_tokens(),
+            planes: &planes,
+            cancel: None,
+        },
+    )?;
+    let sign = |m: &Digest| keypair.sign(m);
+    let mut rollouts = Vec::new();
+    for ((index, problem, prompt, _), completions) in prepared.iter().zip(&groups) {
+        rollouts.extend(group_records(
+            &header,
+            *index,
+            problem,
+            prompt,
+            completions,
+            generation.sampling(),
+            tokenizer,
+            &sign,
+        )?);
+    }
+    Ok(grail_core::wire::WindowFile { header, rollouts })
+}

@@ -308,6 +308,13 @@ impl WindowStore {
 
     /// The object under `key`, refusing objects over [`MAX_GET_BYTES`].
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.get_timed(key).await?.0)
+    }
+
+    /// The object under `key` and its last-modified time (ms since the
+    /// epoch, as the store reports it), refusing objects over
+    /// [`MAX_GET_BYTES`].
+    pub async fn get_timed(&self, key: &str) -> Result<(Vec<u8>, u64), StoreError> {
         let path = self.path(key);
         let meta = self
             .store
@@ -330,7 +337,8 @@ impl WindowStore {
             .bytes()
             .await
             .map_err(|e| self.err("read", key, e))?;
-        Ok(bytes.to_vec())
+        let modified_ms = u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0);
+        Ok((bytes.to_vec(), modified_ms))
     }
 
     /// Keys (relative to the store's prefix) of every object under `dir`.

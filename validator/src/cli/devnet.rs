@@ -1,5 +1,7 @@
-//! `grail devnet serve`: a local drand beacon and subtensor-like chain on
-//! loopback (see [`grail_chain::devnet`]), until Ctrl-C.
+//! `grail devnet`: a whole local network for N windows (chain, beacon, M
+//! miners, one validator; [`crate::devnet`]); `grail devnet serve`: only the
+//! drand beacon and subtensor-like chain on loopback (see
+//! [`grail_chain::devnet`]), until Ctrl-C.
 //!
 //! On start it prints, one per line on stdout, `chain_url URL`,
 //! `drand_url URL`, `drand_chain_hash HEX`, `drand_public_key HEX`,
@@ -13,6 +15,16 @@ use grail_chain::devnet::{
 };
 
 use super::{print_out, Failure};
+
+/// `grail devnet [FLAGS]` runs a local network; `grail devnet serve` only its chain and beacon.
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DevnetArgs {
+    #[command(subcommand)]
+    pub command: Option<DevnetCommand>,
+    #[command(flatten)]
+    pub run: crate::devnet::RunArgs,
+}
 
 /// `grail devnet` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -44,9 +56,15 @@ pub struct ServeArgs {
     pub seed: String,
 }
 
-/// Run a `grail devnet` subcommand.
-pub fn run(cmd: &DevnetCommand) -> Result<(), Failure> {
-    let DevnetCommand::Serve(args) = cmd;
+/// Run `grail devnet` or one of its subcommands.
+pub fn run(args: &DevnetArgs) -> Result<(), Failure> {
+    match &args.command {
+        Some(DevnetCommand::Serve(serve_args)) => serve(serve_args),
+        None => crate::devnet::run(&args.run),
+    }
+}
+
+fn serve(args: &ServeArgs) -> Result<(), Failure> {
     if args.block_time_ms == 0 || args.drand_period == 0 {
         return Err(Failure::Usage(anyhow::anyhow!(
             "--block-time-ms and --drand-period must be at least 1"

@@ -13,6 +13,8 @@ pub mod fingerprint;
 pub mod inspect;
 pub mod keys;
 pub mod model;
+pub mod validate;
+pub mod verify;
 
 /// Write `text` and a newline to stdout. Not `println!`: a closed stdout
 /// (`grail inspect FILE | head -1`) must be an error (exit 2), not a panic.
@@ -96,12 +98,15 @@ pub enum Command {
     /// Subtensor chain queries: best and finalized heads, block hashes.
     #[command(subcommand)]
     Chain(chain::ChainCommand),
-    /// Local devnet: a drand beacon and a chain on loopback.
-    #[command(subcommand)]
-    Devnet(devnet::DevnetCommand),
+    /// Local network: chain, beacon, miners and a validator for N windows (`serve`: chain and beacon only).
+    Devnet(devnet::DevnetArgs),
     /// Run a model on the CPU engine: forward pass or text generation.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Verify a window file with the validator's pipeline: table or JSON; exit 0 all pass, 1 any fails.
+    Verify(verify::Args),
+    /// The validator service: score every window, write weights, keep results in SQLite.
+    Validate(validate::Args),
 }
 
 /// Run one parsed command line.
@@ -115,6 +120,8 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Chain(cmd) => chain::run(cmd),
         Command::Devnet(cmd) => devnet::run(cmd),
         Command::Model(cmd) => model::run(cmd),
+        Command::Verify(args) => verify::run(args),
+        Command::Validate(args) => validate::run(args),
     }
 }
 
