@@ -97,8 +97,9 @@ pub struct RunArgs {
     /// Milliseconds between devnet blocks (a window is 30 blocks).
     #[arg(long = "block-ms", value_name = "MS", default_value_t = 500)]
     pub block_ms: u64,
-    /// Most problems each miner generates per window.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Most problems each miner generates per window (fewer when its
+    /// measured speed says they would not finish before the deadline).
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub max_problems: u32,
 }
 

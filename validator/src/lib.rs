@@ -2,6 +2,7 @@
 //! verification pipeline ([`verify`]), window values and beacons
 //! ([`context`]), scoring ([`score`]) and state ([`state`]), the service
 //! ([`service`]), and the one-process local network ([`devnet`]).
+pub mod bench;
 pub mod cli;
 pub mod context;
 pub mod devnet;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod beacon;
+pub mod bench;
 pub mod chain;
 pub mod challenge;
 pub mod devnet;
@@ -107,6 +108,8 @@ pub enum Command {
     Verify(verify::Args),
     /// The validator service: score every window, write weights, keep results in SQLite.
     Validate(validate::Args),
+    /// Benchmark: generate a window, verify it; verification cost as a fraction of generation.
+    Bench(bench::Args),
 }
 
 /// Run one parsed command line.
@@ -122,6 +125,7 @@ pub fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Model(cmd) => model::run(cmd),
         Command::Verify(args) => verify::run(args),
         Command::Validate(args) => validate::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

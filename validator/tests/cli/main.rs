@@ -10,3 +10,5 @@ mod fingerprint;
 mod inspect;
 mod keys;
 mod model;
+mod network;
+mod validate;
