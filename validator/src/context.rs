@@ -175,7 +175,7 @@ pub async fn fetch_window(
     window: u64,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Option<(WindowRecord, WindowContext)>> {
-    if window % WINDOW_LENGTH != 0 {
+    if !window.is_multiple_of(WINDOW_LENGTH) {
         bail!("{window} is not a window start (a multiple of {WINDOW_LENGTH})");
     }
     let Some(start) = follower.window_block(window, shutdown).await else {

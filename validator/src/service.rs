@@ -24,6 +24,9 @@ use crate::state::ValidatorDb;
 use crate::verify::copycat::copycats;
 use crate::verify::{policy, FileReport, ProofSelection, Reject, Verifier, WindowContext};
 
+/// A fetched window file and its last-modified time (ms).
+type Fetched = (Vec<u8>, u64);
+
 /// Settings of a validator run.
 #[derive(Debug, Clone)]
 pub struct ValidatorOptions {
@@ -158,7 +161,7 @@ impl Validator {
             .await
             .context("reading the subnet's registered hotkeys")?;
         // fetch every registered miner's file
-        let mut files: Vec<(u16, [u8; 32], Option<(Vec<u8>, u64)>)> = Vec::new();
+        let mut files: Vec<(u16, [u8; 32], Option<Fetched>)> = Vec::new();
         for &(uid, hotkey) in &registered {
             let key = window_object_key(&Hotkey::from_bytes(hotkey), window);
             let got = match self.store.get_timed(&key).await {

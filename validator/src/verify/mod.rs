@@ -198,7 +198,7 @@ pub enum LoadError {
     #[error("model {dir}: {source}")]
     Engine {
         dir: String,
-        source: grail_engine::EngineError,
+        source: Box<grail_engine::EngineError>,
     },
     #[error("model {dir}: fingerprint: {source}")]
     Fingerprint {
@@ -213,7 +213,7 @@ impl Verifier {
         let d = dir.display().to_string();
         let engine = |source| LoadError::Engine {
             dir: d.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut model = Model::load(dir).map_err(engine)?;
         if let Some(limit) = context_limit {
@@ -606,16 +606,7 @@ impl Verifier {
                         )
                         .map_err(|e| Reject::Engine(e.to_string()))?
                         {
-                            return Err(Reject::NotSampled {
-                                problem,
-                                rollout,
-                                position: t,
-                                token: c.token,
-                                u: r.u,
-                                lo: r.lo,
-                                hi: r.hi,
-                                epsilon: r.epsilon,
-                            });
+                            return Err(not_sampled(problem, rollout, t, &r));
                         }
                         continue;
                     }
@@ -640,18 +631,7 @@ impl Verifier {
                             .map_err(|e| Reject::Engine(e.to_string()))?
                         {
                             Ok(s) => s,
-                            Err(r) => {
-                                return Err(Reject::NotSampled {
-                                    problem,
-                                    rollout,
-                                    position: t,
-                                    token: c.token,
-                                    u: r.u,
-                                    lo: r.lo,
-                                    hi: r.hi,
-                                    epsilon: r.epsilon,
-                                })
-                            }
+                            Err(r) => return Err(not_sampled(problem, rollout, t, &r)),
                         };
                     stats.max_cdf_outside = stats.max_cdf_outside.max(sample.outside);
                     let lp = logprob_at(logits, temperature, c.token)
@@ -751,6 +731,24 @@ fn split_groups(records: &[RolloutRecord]) -> Result<Vec<&[RolloutRecord]>, Reje
         i = end;
     }
     Ok(groups)
+}
+
+fn not_sampled(
+    problem: u32,
+    rollout: u32,
+    position: u32,
+    r: &grail_core::sampling::SampleReject,
+) -> Reject {
+    Reject::NotSampled {
+        problem,
+        rollout,
+        position,
+        token: r.token,
+        u: r.u,
+        lo: r.lo,
+        hi: r.hi,
+        epsilon: r.epsilon,
+    }
 }
 
 fn check_reward(rec: &RolloutRecord, recomputed: f64) -> Result<(), Reject> {

@@ -42,8 +42,7 @@ pub const COPYCAT_FRACTION: f64 = 0.05;
 pub fn proof_group_count(groups: u32) -> u32 {
     let by_fraction = (f64::from(groups) * PROOF_GROUP_FRACTION).ceil() as u32;
     by_fraction
-        .max(PROOF_MIN_GROUPS)
-        .min(PROOF_MAX_GROUPS)
+        .clamp(PROOF_MIN_GROUPS, PROOF_MAX_GROUPS)
         .min(groups)
 }
 

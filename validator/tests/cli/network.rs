@@ -122,7 +122,7 @@ fn verify_passes_an_honest_devnet_file_offline() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["passed"], true);
     let n = v["summary"]["rollouts"].as_u64().unwrap();
-    assert!(n >= 16 && n % 16 == 0);
+    assert!(n >= 16 && n.is_multiple_of(16));
     assert_eq!(v["summary"]["failed"], 0);
     assert_eq!(v["rollouts"].as_array().unwrap().len() as u64, n);
 }
@@ -168,7 +168,8 @@ fn verify_names_each_tampering_and_exits_1() {
                 .contains(&Keypair::dev("bob").unwrap().hotkey().to_ss58())
         })
         .unwrap();
-    let cases: Vec<(&str, &str, fn(&mut Vec<u8>))> = vec![
+    type Edit = fn(&mut Vec<u8>);
+    let cases: Vec<(&str, &str, Edit)> = vec![
         ("reward", "reward", |b| {
             resigned(b, |w| w.rollouts[1].reward += 1.0)
         }),
