@@ -398,15 +398,18 @@ fn sketches_and_logprobs_from_another_model() {
     assert!(r.rollouts.iter().all(|v| v.result.is_err()));
 }
 
-#[test]
-fn tokens_from_another_model_committed_with_the_real_one() {
-    let w = world();
-    let mut f = w.bob.clone();
+/// Bob's file with every rollout's tokens chosen by `choose` under
+/// `gen_model`, committed with the real model, rescored and re-signed: the
+/// sampler check must catch (nearly) every rollout.
+fn assert_regenerated_rollouts_caught(
+    what: &str,
+    gen_model: &Model,
+    choose: impl Fn(&[f32], f64) -> u32 + Copy,
+) {
+    let mut f = world().bob.clone();
     let mut recs = std::mem::take(&mut f.rollouts);
     for rec in &mut recs {
-        regenerate(&f, rec, &w.other_model, |logits, u| {
-            sample_with_logprob(logits, 1.0, u).unwrap().0
-        });
+        regenerate(&f, rec, gen_model, choose);
     }
     f.rollouts = recs;
     rescore(&mut f);
@@ -414,43 +417,33 @@ fn tokens_from_another_model_committed_with_the_real_one() {
     let r = verify(&f, Some("bob"), &ctx(WINDOW));
     assert!(
         ["not_sampled", "sampling_budget"].contains(&code(&r)),
-        "{:?}",
+        "{what}: {:?}",
         r.first_reject()
     );
     let failed = r.rollouts.iter().filter(|v| v.result.is_err()).count();
-    assert!(
-        failed >= 30,
-        "{failed} of 32 prefill-after-generate rollouts caught"
+    assert!(failed >= 30, "{failed} of 32 {what} rollouts caught");
+}
+
+#[test]
+fn tokens_from_another_model_committed_with_the_real_one() {
+    assert_regenerated_rollouts_caught(
+        "prefill-after-generate",
+        &world().other_model,
+        |logits, u| sample_with_logprob(logits, 1.0, u).unwrap().0,
     );
 }
 
 #[test]
 fn greedy_tokens_instead_of_sampled() {
-    let w = world();
-    let mut f = w.bob.clone();
-    let mut recs = std::mem::take(&mut f.rollouts);
-    for rec in &mut recs {
-        regenerate(&f, rec, w.verifier.model(), |logits, _| {
-            let mut best = 0;
-            for (i, &x) in logits.iter().enumerate() {
-                if x > logits[best] {
-                    best = i;
-                }
+    assert_regenerated_rollouts_caught("greedy", world().verifier.model(), |logits, _| {
+        let mut best = 0;
+        for (i, &x) in logits.iter().enumerate() {
+            if x > logits[best] {
+                best = i;
             }
-            best as u32
-        });
-    }
-    f.rollouts = recs;
-    rescore(&mut f);
-    resign(&mut f, "bob");
-    let r = verify(&f, Some("bob"), &ctx(WINDOW));
-    assert!(
-        ["not_sampled", "sampling_budget"].contains(&code(&r)),
-        "{:?}",
-        r.first_reject()
-    );
-    let failed = r.rollouts.iter().filter(|v| v.result.is_err()).count();
-    assert!(failed >= 30, "{failed} of 32 greedy rollouts caught");
+        }
+        best as u32
+    });
 }
 
 #[test]

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+
+use crate::grail;
 use std::time::{Duration, Instant};
 
 use grail_chain::drand::{ClientConfig, DrandClient};
@@ -17,14 +19,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn grail() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_grail"));
-    cmd.env_remove("BT_SUBTENSOR_CHAIN_ENDPOINT")
-        .env_remove("BT_SUBTENSOR_NETWORK")
-        .env_remove("RUST_LOG");
-    cmd
 }
 
 /// Start `grail devnet serve` and read the six lines it prints.

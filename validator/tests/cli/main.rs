@@ -12,3 +12,12 @@ mod keys;
 mod model;
 mod network;
 mod validate;
+
+/// The `grail` binary with the environment variables it reads cleared.
+pub fn grail() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_grail"));
+    cmd.env_remove("BT_SUBTENSOR_CHAIN_ENDPOINT")
+        .env_remove("BT_SUBTENSOR_NETWORK")
+        .env_remove("RUST_LOG");
+    cmd
+}

@@ -4,20 +4,14 @@
 //! beacons: exit 0 on an honest file, 1 with the reason after tampering, 2 on
 //! usage errors.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::grail;
 use std::sync::OnceLock;
 
 use grail_core::keys::Keypair;
 use grail_core::wire::WindowFile;
 use serde_json::Value;
-
-fn grail() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_grail"));
-    cmd.env_remove("BT_SUBTENSOR_CHAIN_ENDPOINT")
-        .env_remove("BT_SUBTENSOR_NETWORK")
-        .env_remove("RUST_LOG");
-    cmd
-}
 
 struct Run {
     out: PathBuf,
