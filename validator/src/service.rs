@@ -16,16 +16,10 @@ use grail_core::window::window_start;
 use grail_miner::{Follower, Shutdown, WindowStore};
 
 use crate::context::{fetch_window, ContextCache};
-use crate::score::{
-    compute_weights, MinerWindowRecord, Outcome, ScoreParams, Weights, FAILURE_LOOKBACK_WINDOWS,
-    SCORING_WINDOWS,
-};
+use crate::score::{compute_weights, MinerWindowRecord, Outcome, ScoreParams, Weights};
 use crate::state::ValidatorDb;
 use crate::verify::copycat::copycats;
 use crate::verify::{policy, FileReport, ProofSelection, Reject, Verifier, WindowContext};
-
-/// A fetched window file and its last-modified time (ms).
-type Fetched = (Vec<u8>, u64);
 
 /// Settings of a validator run.
 #[derive(Debug, Clone)]
@@ -160,41 +154,40 @@ impl Validator {
             .hotkeys(ctx.netuid)
             .await
             .context("reading the subnet's registered hotkeys")?;
-        // fetch every registered miner's file
-        let mut files: Vec<(u16, [u8; 32], Option<Fetched>)> = Vec::new();
+        // which registered miners uploaded (the files themselves are fetched
+        // one at a time below, only for the sampled miners)
+        let mut files: Vec<(u16, [u8; 32], bool)> = Vec::new();
         for &(uid, hotkey) in &registered {
             let key = window_object_key(&Hotkey::from_bytes(hotkey), window);
-            let got = match self.store.get_timed(&key).await {
-                Ok(x) => Some(x),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => {
-                    // an unreadable object is the store's problem, not proof of cheating
-                    return Err(anyhow!(e).context(format!("fetching {key}")));
-                }
-            };
-            files.push((uid, hotkey, got));
+            // an unreadable store is the store's problem, not proof of cheating
+            let present = self
+                .store
+                .exists(&key)
+                .await
+                .with_context(|| format!("looking up {key}"))?;
+            files.push((uid, hotkey, present));
         }
-        let with_files: Vec<[u8; 32]> = files
-            .iter()
-            .filter(|f| f.2.is_some())
-            .map(|f| f.1)
-            .collect();
+        let with_files: Vec<[u8; 32]> = files.iter().filter(|f| f.2).map(|f| f.1).collect();
         let sampled = policy::sampled_miners(&ctx.challenge_randomness, &with_files);
         let started = std::time::Instant::now();
         let mut reports: HashMap<[u8; 32], FileReport> = HashMap::new();
-        for (uid, hotkey, got) in &files {
-            let Some((bytes, modified_ms)) = got else {
-                continue;
-            };
-            if !sampled.contains(hotkey) {
+        for (uid, hotkey, present) in &mut files {
+            if !*present || !sampled.contains(hotkey) {
                 continue;
             }
             if shutdown.requested() {
                 return Ok(None);
             }
-            let verifier = Arc::clone(&self.verifier);
-            let (bytes, modified_ms, hotkey_v, ctx_v) =
-                (bytes.clone(), *modified_ms, *hotkey, *ctx);
+            let key = window_object_key(&Hotkey::from_bytes(*hotkey), window);
+            let (bytes, modified_ms) = match self.store.get_timed(&key).await {
+                Ok(x) => x,
+                Err(e) if e.is_not_found() => {
+                    *present = false;
+                    continue;
+                }
+                Err(e) => return Err(anyhow!(e).context(format!("fetching {key}"))),
+            };
+            let (verifier, hotkey_v, ctx_v) = (Arc::clone(&self.verifier), *hotkey, *ctx);
             let report = tokio::task::spawn_blocking(move || {
                 verifier.verify_file(
                     &bytes,
@@ -231,20 +224,20 @@ impl Validator {
         let flagged = copycats(&digests);
         let mut records = Vec::new();
         let mut lines = Vec::new();
-        for (uid, hotkey, got) in &files {
-            let report = reports.get(hotkey);
+        for &(uid, hotkey, present) in &files {
+            let report = reports.get(&hotkey);
             let reject = flagged
-                .get(hotkey)
+                .get(&hotkey)
                 .cloned()
                 .or_else(|| report.and_then(|r| r.first_reject().cloned()));
-            let outcome = match (got, report, &reject) {
-                (None, _, _) => Outcome::Missing,
-                (Some(_), None, _) => Outcome::NotSampled,
-                (Some(_), Some(_), Some(r)) => Outcome::Failed {
+            let outcome = match (present, report, &reject) {
+                (false, _, _) => Outcome::Missing,
+                (true, None, _) => Outcome::NotSampled,
+                (true, Some(_), Some(r)) => Outcome::Failed {
                     reason: r.code().to_owned(),
                     detail: r.to_string(),
                 },
-                (Some(_), Some(rep), None) => Outcome::Passed {
+                (true, Some(rep), None) => Outcome::Passed {
                     rollouts: rep.rollout_count(),
                     unique: rep.unique(),
                     checked: rep.proof_checked(),
@@ -252,13 +245,13 @@ impl Validator {
             };
             records.push(MinerWindowRecord {
                 window,
-                uid: *uid,
-                hotkey: *hotkey,
+                uid,
+                hotkey,
                 outcome: outcome.clone(),
             });
             lines.push(MinerLine {
-                uid: *uid,
-                hotkey: *hotkey,
+                uid,
+                hotkey,
                 rollouts: report.map_or(0, FileReport::rollout_count),
                 unique: report.map_or(0, FileReport::unique),
                 proof_checked: report.map_or(0, FileReport::proof_checked),
@@ -268,7 +261,8 @@ impl Validator {
                 weight_u16: 0,
             });
         }
-        let lookback = SCORING_WINDOWS.max(FAILURE_LOOKBACK_WINDOWS) * WINDOW_LENGTH;
+        let score = &self.opts.score;
+        let lookback = score.scoring_windows.max(score.failure_lookback_windows) * WINDOW_LENGTH;
         let mut history = self.db.history(window.saturating_sub(lookback))?;
         history.extend(records.iter().cloned());
         let weights = compute_weights(&registered, &history, window, &self.opts.score)?;
