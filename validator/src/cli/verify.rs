@@ -57,22 +57,17 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     let bytes = read_file(&args.file)?;
     let expected = expected_hotkey(args)?;
     // the header names the window; a file that does not decode is judged without one
-    let header = match WindowFile::decode(&bytes) {
-        Ok(f) => f.header,
+    let file = match WindowFile::decode(&bytes) {
+        Ok(f) => f,
         Err(e) => {
-            let report = FileReport {
-                hotkey: None,
-                file_reject: Some(Reject::from_wire(e)),
-                rollouts: Vec::new(),
-                proof_groups: Vec::new(),
-                completion_digests: Vec::new(),
-            };
+            let report = FileReport::file_level(expected, Reject::from_wire(e));
             return finish(args, &report, None);
         }
     };
+    drop(bytes);
     let rt = current_thread_runtime()?;
     let ctx = rt
-        .block_on(window_context(args, header.netuid, header.window))
+        .block_on(window_context(args, file.header.netuid, file.header.window))
         .map_err(usage)?;
     let verifier =
         Verifier::load(&args.model, ctx.generation.context_limit).map_err(|e| usage(e.into()))?;
@@ -81,7 +76,7 @@ pub fn run(args: &Args) -> Result<(), Failure> {
     } else {
         ProofSelection::All
     };
-    let report = verifier.verify_file(&bytes, expected.as_ref(), None, &ctx, selection);
+    let report = verifier.verify_decoded(&file, expected.as_ref(), &ctx, selection);
     finish(args, &report, Some(&ctx))
 }
 

@@ -136,7 +136,8 @@ pub struct FileReport {
 }
 
 impl FileReport {
-    fn file_level(hotkey: Option<[u8; 32]>, reject: Reject) -> FileReport {
+    /// A report rejecting the whole file (nothing below it checked).
+    pub fn file_level(hotkey: Option<[u8; 32]>, reject: Reject) -> FileReport {
         FileReport {
             hotkey,
             file_reject: Some(reject),
@@ -269,12 +270,21 @@ impl Verifier {
             );
         }
         // 1. file
-        let file = match WindowFile::decode(bytes) {
-            Ok(f) => f,
-            Err(e) => {
-                return FileReport::file_level(expected_hotkey.copied(), Reject::from_wire(e))
-            }
-        };
+        match WindowFile::decode(bytes) {
+            Ok(file) => self.verify_decoded(&file, expected_hotkey, ctx, selection),
+            Err(e) => FileReport::file_level(expected_hotkey.copied(), Reject::from_wire(e)),
+        }
+    }
+
+    /// The pipeline after decoding (for a caller that decoded the file
+    /// already, to read its header).
+    pub fn verify_decoded(
+        &self,
+        file: &WindowFile,
+        expected_hotkey: Option<&[u8; 32]>,
+        ctx: &WindowContext,
+        selection: ProofSelection,
+    ) -> FileReport {
         let h = file.header;
         let hotkey = Some(h.hotkey);
         if let Some(r) = check_header(&h, expected_hotkey, ctx) {
@@ -314,6 +324,7 @@ impl Verifier {
             );
         }
         let seeds = ctx.seeds(h.hotkey);
+        let mut planes = None;
         let proof_groups = match selection {
             ProofSelection::All => (0..groups.len() as u32).collect(),
             ProofSelection::Sampled => {
@@ -328,11 +339,11 @@ impl Verifier {
             let problem = seeds.problem(g as u32);
             let prompt = prompt_tokens(&self.tokenizer, &problem);
             let mut rewards = Vec::with_capacity(group.len());
+            let completions: Vec<Vec<u32>> = group.iter().map(RolloutRecord::completion).collect();
             // 4-5, 7 (shape), 8 (reward): every rollout
-            for rec in group.iter() {
+            for (rec, completion) in group.iter().zip(&completions) {
                 let i = verdicts.len();
-                let completion = rec.completion();
-                let digest = completion_digest(&completion);
+                let digest = completion_digest(completion);
                 let duplicate_of = match seen.get(&digest) {
                     Some(&j) => Some(j),
                     None => {
@@ -343,7 +354,7 @@ impl Verifier {
                         None
                     }
                 };
-                let text = completion_text(&self.tokenizer, &completion);
+                let text = completion_text(&self.tokenizer, completion);
                 let reward = text
                     .as_ref()
                     .map(|t| problem.score(t).total)
@@ -357,7 +368,7 @@ impl Verifier {
                         ))),
                         (_, Err(e)) => Err(Reject::Engine(format!("decoding a completion: {e}"))),
                         (Ok(prompt), Ok(_)) => self
-                            .cheap_checks(rec, &completion, prompt, ctx)
+                            .cheap_checks(rec, completion, prompt, ctx)
                             .and_then(|()| check_reward(rec, reward)),
                     };
                 }
@@ -389,7 +400,19 @@ impl Verifier {
             if proof_groups.contains(&(g as u32))
                 && verdicts[start..].iter().all(|v| v.result.is_ok())
             {
-                match self.prove_group(&h, &seeds, ctx, prompt, group) {
+                let planes = match planes.get_or_insert_with(|| {
+                    SketchPlanes::new(&seeds.sketch_key(), self.model.config().hidden_size)
+                        .map_err(|e| Reject::Engine(e.to_string()))
+                }) {
+                    Ok(p) => &*p,
+                    Err(r) => {
+                        for v in &mut verdicts[start..] {
+                            v.result = Err(r.clone());
+                        }
+                        continue;
+                    }
+                };
+                match self.prove_group(&h, &seeds, planes, ctx, prompt, group, &completions) {
                     Ok(outcomes) => {
                         for (k, o) in outcomes.into_iter().enumerate() {
                             let v = &mut verdicts[start + k];
@@ -503,18 +526,18 @@ impl Verifier {
     /// Checks 6 and 7 for one group: the prompt prefilled once, the KV cache
     /// forked per rollout, every completion fed in one batched forward pass
     /// with logits only at the rows checked.
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::too_many_arguments)]
     fn prove_group(
         &self,
         h: &WindowHeader,
         seeds: &WindowSeeds,
+        planes: &SketchPlanes,
         ctx: &WindowContext,
         prompt: &[u32],
         group: &[RolloutRecord],
+        completions: &[Vec<u32>],
     ) -> Result<Vec<Result<ProofStats, Reject>>, Reject> {
         let engine = |e: grail_engine::EngineError| Reject::Engine(e.to_string());
-        let planes = SketchPlanes::new(&seeds.sketch_key(), self.model.config().hidden_size)
-            .map_err(|e| Reject::Engine(e.to_string()))?;
         let temperature = ctx.generation.sampling().temperature();
         let mut base = self.model.new_sequence();
         let base_out = self
@@ -522,10 +545,9 @@ impl Verifier {
             .forward(&mut [&mut base], &[prompt], LogitsFor::Last)
             .map_err(engine)?;
         // positions to check per rollout: the opened ones plus the last
-        let completions: Vec<Vec<u32>> = group.iter().map(|r| r.completion()).collect();
         let positions: Vec<Vec<u32>> = group
             .iter()
-            .zip(&completions)
+            .zip(completions)
             .map(|(rec, c)| {
                 let n = c.len() as u32;
                 let mut p = challenge_positions(
