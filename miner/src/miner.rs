@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::backend::{Backend, GroupJob, JobOptions};
 use crate::follow::{now_ms, Follower, Shutdown, WindowBlock};
 use crate::plan::{attention_break_even, group_work, Planner};
-use crate::rollout::{group_records, prompt_tokens, WindowSeeds};
+use crate::rollout::{generate_records, prompt_tokens, Prepared, WindowSeeds};
 use crate::store::WindowStore;
 
 /// Most problems in one window file.
@@ -342,14 +342,7 @@ impl Miner {
                 && next + (pending.len() as u32) < max_problems
             {
                 let index = next + pending.len() as u32;
-                let problem = seeds.problem(index);
-                let prompt = prompt_tokens(&self.tokenizer, &problem)
-                    .map_err(|e| MinerError::Other(format!("problem {index}: {e}")))?;
-                pending.push_back(Prepared {
-                    index,
-                    problem,
-                    prompt,
-                });
+                pending.push_back(Prepared::new(&seeds, &self.tokenizer, index)?);
             }
             let works: Vec<f64> = pending.iter().map(|p| self.work(p.prompt.len())).collect();
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -461,52 +454,21 @@ impl Miner {
         let header = *header;
         let generation = self.generation();
         tokio::task::spawn_blocking(move || -> Result<Vec<RolloutRecord>, MinerError> {
-            let rollout_seeds: Vec<Vec<Digest>> =
-                batch.iter().map(|p| seeds.rollout_seeds(p.index)).collect();
-            let jobs: Vec<GroupJob<'_>> = batch
-                .iter()
-                .zip(&rollout_seeds)
-                .map(|(p, s)| GroupJob {
-                    prompt: &p.prompt,
-                    seeds: s,
-                })
-                .collect();
-            let groups = backend.generate(
-                &jobs,
-                &JobOptions {
-                    temperature: f64::from(generation.temperature_milli) / 1000.0,
-                    max_new_tokens: generation.max_new_tokens as usize,
-                    stop_tokens: backend.eos_tokens(),
-                    planes: &planes,
-                    cancel: Some(&cancel),
-                },
-            )?;
-            let sign = |m: &Digest| keypair.sign(m);
-            let mut records = Vec::with_capacity(batch.len() * ROLLOUTS_PER_PROBLEM as usize);
-            for (p, completions) in batch.iter().zip(&groups) {
-                records.extend(group_records(
-                    &header,
-                    p.index,
-                    &p.problem,
-                    &p.prompt,
-                    completions,
-                    generation.sampling(),
-                    &tokenizer,
-                    &sign,
-                )?);
-            }
-            Ok(records)
+            generate_records(
+                &*backend,
+                &tokenizer,
+                &keypair,
+                &header,
+                &seeds,
+                &batch,
+                &generation,
+                &planes,
+                Some(&cancel),
+            )
         })
         .await
         .map_err(|e| MinerError::Other(format!("generation task: {e}")))?
     }
-}
-
-/// A problem derived and tokenized, waiting for generation.
-struct Prepared {
-    index: u32,
-    problem: Problem,
-    prompt: Vec<u32>,
 }
 
 /// The deadline as a local instant: chain time and the local clock are both

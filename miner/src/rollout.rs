@@ -154,6 +154,84 @@ pub fn group_records(
     Ok(records)
 }
 
+/// A problem derived and tokenized, waiting for generation.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub index: u32,
+    pub problem: Problem,
+    pub prompt: Vec<u32>,
+}
+
+impl Prepared {
+    /// Problem `index` of the window and its prompt tokens.
+    pub fn new(
+        seeds: &WindowSeeds,
+        tokenizer: &Tokenizer,
+        index: u32,
+    ) -> Result<Prepared, crate::miner::MinerError> {
+        let problem = seeds.problem(index);
+        let prompt = prompt_tokens(tokenizer, &problem)
+            .map_err(|e| crate::miner::MinerError::Other(format!("problem {index}: {e}")))?;
+        Ok(Prepared {
+            index,
+            problem,
+            prompt,
+        })
+    }
+}
+
+/// Generate the groups of `batch` in one backend call (every prompt
+/// prefilled once, all rollouts decoded together), then score and sign them:
+/// the records, in problem then rollout order.
+#[allow(clippy::too_many_arguments)]
+pub fn generate_records(
+    backend: &dyn crate::Backend,
+    tokenizer: &Tokenizer,
+    keypair: &grail_core::keys::Keypair,
+    header: &WindowHeader,
+    seeds: &WindowSeeds,
+    batch: &[Prepared],
+    generation: &grail_core::generation::GenerationParams,
+    planes: &grail_core::sketch::SketchPlanes,
+    cancel: Option<&std::sync::atomic::AtomicBool>,
+) -> Result<Vec<RolloutRecord>, crate::miner::MinerError> {
+    let rollout_seeds: Vec<Vec<Digest>> =
+        batch.iter().map(|p| seeds.rollout_seeds(p.index)).collect();
+    let jobs: Vec<crate::backend::GroupJob<'_>> = batch
+        .iter()
+        .zip(&rollout_seeds)
+        .map(|(p, s)| crate::backend::GroupJob {
+            prompt: &p.prompt,
+            seeds: s,
+        })
+        .collect();
+    let groups = backend.generate(
+        &jobs,
+        &crate::backend::JobOptions {
+            temperature: generation.sampling().temperature(),
+            max_new_tokens: generation.max_new_tokens as usize,
+            stop_tokens: backend.eos_tokens(),
+            planes,
+            cancel,
+        },
+    )?;
+    let sign = |m: &Digest| keypair.sign(m);
+    let mut records = Vec::with_capacity(batch.len() * ROLLOUTS_PER_PROBLEM as usize);
+    for (p, completions) in batch.iter().zip(&groups) {
+        records.extend(group_records(
+            header,
+            p.index,
+            &p.problem,
+            &p.prompt,
+            completions,
+            generation.sampling(),
+            tokenizer,
+            &sign,
+        )?);
+    }
+    Ok(records)
+}
+
 /// A whole window file for `problems` problems (indices `0..problems`),
 /// generated in one call: the miner's work for one window without the chain,
 /// the deadline planner or the store (benchmarks, tests, tools).
@@ -179,40 +257,11 @@ pub fn generate_window(
     }
     let planes = grail_core::sketch::SketchPlanes::new(&seeds.sketch_key(), backend.hidden_size())
         .map_err(|e| crate::miner::MinerError::Other(e.to_string()))?;
-    let mut prepared = Vec::with_capacity(problems as usize);
-    for index in 0..problems {
-        let problem = seeds.problem(index);
-        let prompt = prompt_tokens(tokenizer, &problem)
-            .map_err(|e| crate::miner::MinerError::Other(format!("problem {index}: {e}")))?;
-        prepared.push((index, problem, prompt, seeds.rollout_seeds(index)));
-    }
-    let jobs: Vec<crate::backend::GroupJob<'_>> = prepared
-        .iter()
-        .map(|(_, _, prompt, s)| crate::backend::GroupJob { prompt, seeds: s })
-        .collect();
-    let groups = backend.generate(
-        &jobs,
-        &crate::backend::JobOptions {
-            temperature: generation.sampling().temperature(),
-            max_new_tokens: generation.max_new_tokens as usize,
-            stop_tokens: backend.eos_tokens(),
-            planes: &planes,
-            cancel: None,
-        },
+    let batch = (0..problems)
+        .map(|index| Prepared::new(seeds, tokenizer, index))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rollouts = generate_records(
+        backend, tokenizer, keypair, &header, seeds, &batch, generation, &planes, None,
     )?;
-    let sign = |m: &Digest| keypair.sign(m);
-    let mut rollouts = Vec::new();
-    for ((index, problem, prompt, _), completions) in prepared.iter().zip(&groups) {
-        rollouts.extend(group_records(
-            &header,
-            *index,
-            problem,
-            prompt,
-            completions,
-            generation.sampling(),
-            tokenizer,
-            &sign,
-        )?);
-    }
     Ok(grail_core::wire::WindowFile { header, rollouts })
 }
