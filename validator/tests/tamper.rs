@@ -47,6 +47,18 @@ fn ctx(window: u64) -> WindowContext {
     )
 }
 
+/// A miner's window seeds under [`ctx`]'s made-up public values.
+fn seeds_of(netuid: u16, window: u64, hotkey: [u8; 32]) -> WindowSeeds {
+    let c = ctx(window);
+    WindowSeeds::new(
+        netuid,
+        window,
+        hotkey,
+        c.block_hash,
+        &c.generation_randomness,
+    )
+}
+
 struct World {
     verifier: Verifier,
     /// Honest files of bob and charlie.
@@ -65,14 +77,7 @@ fn world() -> &'static World {
         let fp = fingerprint_model_dir(&stories()).unwrap().0;
         let file_of = |name: &str| {
             let key = Keypair::dev(name).unwrap();
-            let c = ctx(WINDOW);
-            let seeds = WindowSeeds::new(
-                NETUID,
-                WINDOW,
-                *key.hotkey().as_bytes(),
-                c.block_hash,
-                &c.generation_randomness,
-            );
+            let seeds = seeds_of(NETUID, WINDOW, *key.hotkey().as_bytes());
             generate_window(
                 &backend,
                 &tokenizer,
@@ -177,14 +182,7 @@ fn resign(file: &mut WindowFile, signer: &str) {
 /// (what a forger who changed tokens does so the reward check passes).
 fn rescore(file: &mut WindowFile) {
     let w = world();
-    let c = ctx(file.header.window);
-    let seeds = WindowSeeds::new(
-        file.header.netuid,
-        file.header.window,
-        file.header.hotkey,
-        c.block_hash,
-        &c.generation_randomness,
-    );
+    let seeds = seeds_of(file.header.netuid, file.header.window, file.header.hotkey);
     let tok = w.verifier.tokenizer();
     for group in file.rollouts.chunks_mut(16) {
         let problem = seeds.problem(group[0].problem_index);
@@ -234,14 +232,7 @@ fn commit_with(
 }
 
 fn planes_for(file: &WindowFile) -> SketchPlanes {
-    let c = ctx(file.header.window);
-    let seeds = WindowSeeds::new(
-        NETUID,
-        WINDOW,
-        file.header.hotkey,
-        c.block_hash,
-        &c.generation_randomness,
-    );
+    let seeds = seeds_of(file.header.netuid, file.header.window, file.header.hotkey);
     SketchPlanes::new(&seeds.sketch_key(), 64).unwrap()
 }
 
@@ -254,14 +245,7 @@ fn regenerate(
     choose: impl Fn(&[f32], f64) -> u32,
 ) {
     let w = world();
-    let c = ctx(WINDOW);
-    let seeds = WindowSeeds::new(
-        NETUID,
-        WINDOW,
-        file.header.hotkey,
-        c.block_hash,
-        &c.generation_randomness,
-    );
+    let seeds = seeds_of(file.header.netuid, file.header.window, file.header.hotkey);
     let mut u = Uniforms::new(&rollout_seed(
         &seeds.window_randomness,
         &file.header.hotkey,
