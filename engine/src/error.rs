@@ -100,6 +100,14 @@ pub enum EngineError {
     /// [`GenerateOptions::cancel`](crate::GenerateOptions::cancel).
     #[error("generation cancelled")]
     Cancelled,
+
+    /// An accelerated backend failed (no driver, out of device memory, a
+    /// kernel error); the message names the operation.
+    #[error("{backend} backend: {message}")]
+    Device {
+        backend: &'static str,
+        message: String,
+    },
 }
 
 impl EngineError {

@@ -166,31 +166,23 @@ fn check_group(
     Ok(())
 }
 
-fn check_cancel(opts: &GenerateOptions<'_>) -> Result<(), EngineError> {
+/// [`EngineError::Cancelled`] once the options' cancel flag is set.
+pub fn check_cancel(opts: &GenerateOptions<'_>) -> Result<(), EngineError> {
     match opts.cancel {
         Some(flag) if flag.load(Ordering::Relaxed) => Err(EngineError::Cancelled),
         _ => Ok(()),
     }
 }
 
-/// Generates the rollouts of several groups at once, `groups[g].sampler`'s
-/// count for group `g`, returned in request order: one forward pass
-/// prefills every prompt (sequences of different lengths in one batch),
-/// each prompt's cache is forked once per rollout, and each decode step
-/// feeds every unfinished rollout of every group as one batch. The
-/// rollouts are bit for bit those of [`generate_group`] on each group
-/// alone.
-///
-/// Everything is checked before any work; an error that concerns one group
-/// (no rollouts, empty prompt, bad temperature, a prompt token outside the
-/// vocabulary, prompt + `max_new_tokens - 1` past
-/// [`Model::max_positions`], sampling failure) is [`EngineError::Group`]
-/// naming it.
-pub fn generate_groups(
+/// Every check [`generate_groups`] makes before any work (no groups, zero
+/// `max_new_tokens`, sketch planes of the wrong dimension, and each group's
+/// own checks, wrapped in [`EngineError::Group`]): accelerated backends run
+/// the same checks so a request fails the same way on every backend.
+pub fn validate_groups(
     model: &Model,
     groups: &[GroupRequest<'_>],
     opts: &GenerateOptions<'_>,
-) -> Result<Vec<Vec<Completion>>, EngineError> {
+) -> Result<(), EngineError> {
     if groups.is_empty() {
         return Err(EngineError::InvalidRequest(
             "generate: no groups".to_string(),
@@ -213,6 +205,28 @@ pub fn generate_groups(
     for (group, g) in groups.iter().enumerate() {
         check_group(model, g, opts).map_err(|e| e.in_group(group))?;
     }
+    Ok(())
+}
+
+/// Generates the rollouts of several groups at once, `groups[g].sampler`'s
+/// count for group `g`, returned in request order: one forward pass
+/// prefills every prompt (sequences of different lengths in one batch),
+/// each prompt's cache is forked once per rollout, and each decode step
+/// feeds every unfinished rollout of every group as one batch. The
+/// rollouts are bit for bit those of [`generate_group`] on each group
+/// alone.
+///
+/// Everything is checked before any work; an error that concerns one group
+/// (no rollouts, empty prompt, bad temperature, a prompt token outside the
+/// vocabulary, prompt + `max_new_tokens - 1` past
+/// [`Model::max_positions`], sampling failure) is [`EngineError::Group`]
+/// naming it.
+pub fn generate_groups(
+    model: &Model,
+    groups: &[GroupRequest<'_>],
+    opts: &GenerateOptions<'_>,
+) -> Result<Vec<Vec<Completion>>, EngineError> {
+    validate_groups(model, groups, opts)?;
 
     check_cancel(opts)?;
     let mut bases: Vec<Sequence> = groups.iter().map(|_| model.new_sequence()).collect();

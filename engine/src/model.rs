@@ -41,6 +41,28 @@ struct Layer {
     down_bias: Option<Vec<f32>>,
 }
 
+/// One decoder layer's parameters, borrowed from a [`Model`]
+/// ([`Model::layer_weights`]); field names follow the checkpoint keys.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerWeights<'a> {
+    pub input_norm: &'a [f32],
+    pub q: Mat<'a>,
+    pub k: Mat<'a>,
+    pub v: Mat<'a>,
+    pub o: Mat<'a>,
+    pub q_bias: Option<&'a [f32]>,
+    pub k_bias: Option<&'a [f32]>,
+    pub v_bias: Option<&'a [f32]>,
+    pub o_bias: Option<&'a [f32]>,
+    pub post_norm: &'a [f32],
+    pub gate: Mat<'a>,
+    pub up: Mat<'a>,
+    pub down: Mat<'a>,
+    pub gate_bias: Option<&'a [f32]>,
+    pub up_bias: Option<&'a [f32]>,
+    pub down_bias: Option<&'a [f32]>,
+}
+
 /// A loaded model: configuration plus memory-mapped weights. Matrices stay
 /// in their stored dtype (bf16 / f16 / f32) in the page cache and are
 /// converted to f32 a few rows at a time as they are used; only norms and
@@ -410,6 +432,53 @@ impl Model {
             })
             .sum();
         layers + size(&self.lm_head)
+    }
+
+    /// Decoder layer `i`'s parameters as stored (for backends that upload
+    /// them): matrices in their checkpoint dtype, norms and biases in f32.
+    ///
+    /// # Panics
+    /// If `i >= num_layers`.
+    pub fn layer_weights(&self, i: usize) -> LayerWeights<'_> {
+        let l = &self.layers[i];
+        LayerWeights {
+            input_norm: &l.input_norm,
+            q: self.mat(&l.q),
+            k: self.mat(&l.k),
+            v: self.mat(&l.v),
+            o: self.mat(&l.o),
+            q_bias: l.q_bias.as_deref(),
+            k_bias: l.k_bias.as_deref(),
+            v_bias: l.v_bias.as_deref(),
+            o_bias: l.o_bias.as_deref(),
+            post_norm: &l.post_norm,
+            gate: self.mat(&l.gate),
+            up: self.mat(&l.up),
+            down: self.mat(&l.down),
+            gate_bias: l.gate_bias.as_deref(),
+            up_bias: l.up_bias.as_deref(),
+            down_bias: l.down_bias.as_deref(),
+        }
+    }
+
+    /// The token embedding matrix (`vocab x hidden`).
+    pub fn embed_weights(&self) -> Mat<'_> {
+        self.mat(&self.embed)
+    }
+
+    /// The LM head (`vocab x hidden`; the embedding when tied).
+    pub fn lm_head_weights(&self) -> Mat<'_> {
+        self.mat(&self.lm_head)
+    }
+
+    /// The final norm's weight.
+    pub fn final_norm(&self) -> &[f32] {
+        &self.norm
+    }
+
+    /// The rotary inverse frequencies ([`rope_inv_freq`]).
+    pub fn inv_freq(&self) -> &[f32] {
+        &self.inv_freq
     }
 
     fn mat(&self, m: &MatRef) -> Mat<'_> {
