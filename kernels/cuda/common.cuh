@@ -1,0 +1,136 @@
+// Shared device helpers for grail's kernels: storage types, the
+// deterministic f32 exp (twin of grail_engine::kernels::exp), block
+// reductions and the fixed-order softmax normalizer shared by the sampler and
+// the log-softmax kernels.
+//
+// Numerical contract of the whole directory: every file is compiled with
+// --fmad=false, so a*b+c is two roundings unless the code asks for a fused
+// multiply-add with __fmaf_rn; the CPU twins in kernels/src/twins.rs perform
+// the same IEEE operations in the same order wherever a kernel promises bits.
+#pragma once
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+typedef __nv_bfloat16 bf16;
+
+// Storage <-> f32.
+__device__ __forceinline__ float load_f32(const float* p, size_t i) { return p[i]; }
+__device__ __forceinline__ float load_f32(const bf16* p, size_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void store_f32(float* p, size_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store_f32(bf16* p, size_t i, float v) { p[i] = __float2bfloat16_rn(v); }
+
+// e^x, the exact sequence of IEEE operations of grail_engine::kernels::exp:
+// Cody-Waite reduction, a degree-7 polynomial, scaling through the exponent
+// bits. x < EXP_LO gives 0, x > 88 gives exp(88), NaN gives NaN.
+#define GRAIL_EXP_LO (-87.33655f)
+#define GRAIL_EXP_HI 88.0f
+__device__ __forceinline__ float exp_det(float x) {
+    if (x < GRAIL_EXP_LO) return 0.0f;
+    if (GRAIL_EXP_HI < x) x = GRAIL_EXP_HI;
+    const float magic = 12582912.0f;
+    const float t = __fmaf_rn(x, 1.44269504088896340736f, magic);
+    const float n = __fsub_rn(t, magic);
+    float r = __fmaf_rn(-n, 355.0f / 512.0f, x);
+    r = __fmaf_rn(-n, -2.1219444e-4f, r);
+    float y = 1.9875691e-4f;
+    y = __fmaf_rn(y, r, 1.3981999e-3f);
+    y = __fmaf_rn(y, r, 8.333452e-3f);
+    y = __fmaf_rn(y, r, 4.1665796e-2f);
+    y = __fmaf_rn(y, r, 1.6666665e-1f);
+    y = __fmaf_rn(y, r, 0.5f);
+    y = __fadd_rn(__fmaf_rn(y, __fmul_rn(r, r), r), 1.0f);
+    const int bits = ((int)(__float_as_uint(t) - __float_as_uint(magic)) + 127) << 23;
+    return __fmul_rn(y, __int_as_float(bits));
+}
+
+// Block-wide reductions over blockDim.x threads (a multiple of 32, at most
+// 1024); `scratch` holds 32 values. Every thread gets the result.
+__device__ __forceinline__ float block_max(float v, float* scratch) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : -INFINITY;
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+__device__ __forceinline__ double block_sum_f64(double v, double* scratch) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : 0.0;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ int block_or(int v, int* scratch) {
+    for (int o = 16; o > 0; o >>= 1) v |= __shfl_xor_sync(0xffffffffu, v, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    v = lane < warps ? scratch[lane] : 0;
+    for (int o = 16; o > 0; o >>= 1) v |= __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// The softmax normalizer in a fixed order, shared by sampler.cu and
+// logsoftmax.cu. SOFTMAX_THREADS threads split the vocabulary into
+// SOFTMAX_THREADS contiguous chunks of ceil(V / SOFTMAX_THREADS) tokens;
+// thread j sums w_i = exp_det((z_i - max) / T) over its chunk left to right
+// in f64 from +0.0 into chunk[j]; thread 0 then forms the prefix sums
+// prefix[j+1] = prefix[j] + chunk[j] left to right. Z = prefix[SOFTMAX_THREADS].
+// The order depends on V only, so the twin reproduces every bit.
+#define SOFTMAX_THREADS 256
+
+__device__ __forceinline__ float softmax_weight(float z, float max, float temperature) {
+    return exp_det(__fdiv_rn(__fsub_rn(z, max), temperature));
+}
+
+// Returns false (in every thread) when a logit is not finite; then `*bad` is
+// the smallest such index.
+__device__ __forceinline__ bool softmax_prefix(const float* z, int vocab, float temperature,
+                                               float* max_out, double* prefix, int* bad,
+                                               float* fscratch, int* iscratch) {
+    const int chunk = (vocab + SOFTMAX_THREADS - 1) / SOFTMAX_THREADS;
+    const int j = threadIdx.x;
+    const int lo = min(vocab, j * chunk), hi = min(vocab, lo + chunk);
+    float m = -INFINITY;
+    int first_bad = 0x7fffffff;
+    for (int i = lo; i < hi; i++) {
+        const float v = z[i];
+        if (!isfinite(v)) { first_bad = min(first_bad, i); }
+        m = fmaxf(m, v);
+    }
+    // smallest non-finite index: OR of a one-hot is not a min, so reduce the
+    // flag first and find the index in a second, rare pass
+    const int any_bad = block_or(first_bad != 0x7fffffff, iscratch);
+    if (any_bad) {
+        __syncthreads();
+        if (j == 0) *bad = 0x7fffffff;
+        __syncthreads();
+        if (first_bad != 0x7fffffff) atomicMin(bad, first_bad);
+        __syncthreads();
+        return false;
+    }
+    m = block_max(m, fscratch);
+    double s = 0.0;
+    for (int i = lo; i < hi; i++) s += (double)softmax_weight(z[i], m, temperature);
+    prefix[j + 1] = s;
+    __syncthreads();
+    if (j == 0) {
+        double acc = 0.0;
+        prefix[0] = 0.0;
+        for (int c = 0; c < SOFTMAX_THREADS; c++) {
+            acc += prefix[c + 1];
+            prefix[c + 1] = acc;
+        }
+    }
+    __syncthreads();
+    *max_out = m;
+    return true;
+}

@@ -1,0 +1,79 @@
+// rope: rotary position embedding fused with the KV-cache write. Row r of
+// qkv (rows x (heads + 2*kv_heads) * head_dim, f32: the fused q/k/v
+// projection, q heads first, then k heads, then v heads), with the optional
+// bias added, at position pos[r]:
+//   q heads -> rotated, written as f32 to q_out (rows x heads * head_dim)
+//   k heads -> rotated, written to k_cache; v heads -> written to v_cache
+// Rotation is transformers' "rotate half": element i pairs with
+// i + head_dim/2, x1' = x1*cos - x2*sin, x2' = x2*cos + x1*sin (two
+// roundings each, no fused multiply-add), with (cos, sin) read from `table`
+// (max_positions x head_dim/2 pairs, computed on the host exactly as the CPU
+// engine computes them).
+// Cache layout (one layer): [slot][kv_head][position < cap][head_dim], in the
+// storage type.
+//
+// Launch: grid (rows), block (128). Contract: bit-exact against the CPU
+// engine's bias add, rope and cache write (bf16 caches round to nearest even).
+#include "common.cuh"
+
+template <typename T>
+__device__ void rope_kv_write(const float* __restrict__ qkv, const float* __restrict__ bias,
+                              const float* __restrict__ table, const uint32_t* __restrict__ pos,
+                              const uint32_t* __restrict__ slot, int heads, int kv_heads,
+                              int head_dim, int cap, float* __restrict__ q_out,
+                              T* __restrict__ k_cache, T* __restrict__ v_cache) {
+    const int r = blockIdx.x;
+    const int half = head_dim / 2;
+    const int width = (heads + 2 * kv_heads) * head_dim;
+    const float* x = qkv + (size_t)r * width;
+    const float* cs = table + (size_t)pos[r] * head_dim;  // half pairs of (cos, sin)
+    const size_t s = slot[r];
+    const size_t p = pos[r];
+    // rotated pairs of the q and k heads
+    for (int e = threadIdx.x; e < (heads + kv_heads) * half; e += blockDim.x) {
+        const int h = e / half, i = e % half;
+        const int c1 = h * head_dim + i, c2 = c1 + half;
+        float v1 = x[c1], v2 = x[c2];
+        if (bias) {
+            v1 = __fadd_rn(v1, bias[c1]);
+            v2 = __fadd_rn(v2, bias[c2]);
+        }
+        const float cos = cs[2 * i], sin = cs[2 * i + 1];
+        const float y1 = __fsub_rn(__fmul_rn(v1, cos), __fmul_rn(v2, sin));
+        const float y2 = __fadd_rn(__fmul_rn(v2, cos), __fmul_rn(v1, sin));
+        if (h < heads) {
+            q_out[(size_t)r * heads * head_dim + c1] = y1;
+            q_out[(size_t)r * heads * head_dim + c2] = y2;
+        } else {
+            const size_t base = ((s * kv_heads + (h - heads)) * cap + p) * head_dim;
+            store_f32(k_cache, base + i, y1);
+            store_f32(k_cache, base + i + half, y2);
+        }
+    }
+    // values
+    for (int e = threadIdx.x; e < kv_heads * head_dim; e += blockDim.x) {
+        const int h = e / head_dim, t = e % head_dim;
+        const int c = (heads + kv_heads) * head_dim + e;
+        float v = x[c];
+        if (bias) v = __fadd_rn(v, bias[c]);
+        store_f32(v_cache, ((s * kv_heads + h) * cap + p) * head_dim + t, v);
+    }
+}
+
+extern "C" __global__ void rope_kv_write_f32(const float* qkv, const float* bias,
+                                             const float* table, const uint32_t* pos,
+                                             const uint32_t* slot, int heads, int kv_heads,
+                                             int head_dim, int cap, float* q_out, float* k_cache,
+                                             float* v_cache) {
+    rope_kv_write(qkv, bias, table, pos, slot, heads, kv_heads, head_dim, cap, q_out, k_cache,
+                  v_cache);
+}
+
+extern "C" __global__ void rope_kv_write_bf16(const float* qkv, const float* bias,
+                                              const float* table, const uint32_t* pos,
+                                              const uint32_t* slot, int heads, int kv_heads,
+                                              int head_dim, int cap, float* q_out, bf16* k_cache,
+                                              bf16* v_cache) {
+    rope_kv_write(qkv, bias, table, pos, slot, heads, kv_heads, head_dim, cap, q_out, k_cache,
+                  v_cache);
+}

@@ -1,0 +1,761 @@
+//! One GPU: context, stream, cuBLAS handle and the kernels of
+//! `kernels/cuda/`, with a safe wrapper per kernel that checks every buffer
+//! length against the shape before launching.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig,
+    PushKernelArg, ValidAsZeroBits,
+};
+use cudarc::nvrtc::Ptx;
+
+use super::{CudaError, Op};
+use crate::twins::{
+    AttnShape, Dt, ATTN_MAX_GROUP, ATTN_MAX_HEAD_DIM, ATTN_SPLIT, SKETCH_MAX_DIM, SOFTMAX_THREADS,
+};
+
+/// The compiled kernel files (build.rs), by name.
+const MODULES: &[(&str, &[u8])] = &[
+    (
+        "attention",
+        include_bytes!(concat!(env!("OUT_DIR"), "/attention.fatbin")),
+    ),
+    (
+        "embedding",
+        include_bytes!(concat!(env!("OUT_DIR"), "/embedding.fatbin")),
+    ),
+    (
+        "logsoftmax",
+        include_bytes!(concat!(env!("OUT_DIR"), "/logsoftmax.fatbin")),
+    ),
+    (
+        "rms_norm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/rms_norm.fatbin")),
+    ),
+    (
+        "rope",
+        include_bytes!(concat!(env!("OUT_DIR"), "/rope.fatbin")),
+    ),
+    (
+        "sampler",
+        include_bytes!(concat!(env!("OUT_DIR"), "/sampler.fatbin")),
+    ),
+    (
+        "silu_mul",
+        include_bytes!(concat!(env!("OUT_DIR"), "/silu_mul.fatbin")),
+    ),
+    (
+        "sketch",
+        include_bytes!(concat!(env!("OUT_DIR"), "/sketch.fatbin")),
+    ),
+];
+
+/// Kernel entry points, by module.
+const FUNCTIONS: &[(&str, &[&str])] = &[
+    (
+        "attention",
+        &[
+            "attention_split_f32",
+            "attention_split_bf16",
+            "attention_combine_f32",
+            "attention_combine_bf16",
+        ],
+    ),
+    ("embedding", &["embedding_f32", "embedding_bf16"]),
+    ("logsoftmax", &["logprob_f32"]),
+    (
+        "rms_norm",
+        &["rms_norm_residual_f32", "rms_norm_residual_bf16"],
+    ),
+    ("rope", &["rope_kv_write_f32", "rope_kv_write_bf16"]),
+    ("sampler", &["sample_f32"]),
+    ("silu_mul", &["silu_mul_f32", "silu_mul_bf16"]),
+    ("sketch", &["sketch_f32"]),
+];
+
+/// A device buffer in a storage type (bf16 as its u16 bits).
+#[derive(Debug)]
+pub enum DBuf {
+    F32(CudaSlice<f32>),
+    Bf16(CudaSlice<u16>),
+}
+
+impl DBuf {
+    pub fn dt(&self) -> Dt {
+        match self {
+            DBuf::F32(_) => Dt::F32,
+            DBuf::Bf16(_) => Dt::Bf16,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            DBuf::F32(s) => s.len(),
+            DBuf::Bf16(s) => s.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Device address of element `offset`.
+    pub fn ptr_at(&self, stream: &CudaStream, offset: usize) -> u64 {
+        assert!(offset <= self.len(), "offset {offset} past {}", self.len());
+        let base = match self {
+            DBuf::F32(s) => ptr(s, stream),
+            DBuf::Bf16(s) => ptr(s, stream),
+        };
+        base + (offset * self.dt().size()) as u64
+    }
+}
+
+/// Device address of a slice (event tracking is off: one stream orders
+/// everything).
+pub(crate) fn ptr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> u64 {
+    let (p, _sync) = s.device_ptr(stream);
+    p
+}
+
+fn opt_ptr<T>(s: Option<&CudaSlice<T>>, stream: &CudaStream) -> u64 {
+    s.map_or(0, |s| ptr(s, stream))
+}
+
+/// A GPU with grail's kernels loaded.
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    funcs: HashMap<&'static str, CudaFunction>,
+    name: String,
+    capability: (i32, i32),
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("name", &self.name)
+            .field("capability", &self.capability)
+            .finish()
+    }
+}
+
+impl Gpu {
+    /// Opens GPU `ordinal`: loads the driver and cuBLAS, creates a context
+    /// and a stream, and loads every kernel. A missing driver or library is
+    /// an error naming it, never a panic.
+    pub fn new(ordinal: usize) -> Result<Arc<Gpu>, CudaError> {
+        // SAFETY: only probes whether the shared libraries can be opened.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(CudaError::NoDriver);
+        }
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(CudaError::NoCublas);
+        }
+        let count = CudaContext::device_count().op(|| "counting CUDA devices".into())?;
+        if ordinal as i32 >= count {
+            return Err(CudaError::Unsupported(format!(
+                "CUDA device {ordinal} asked for, {count} present"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).op(|| format!("opening CUDA device {ordinal}"))?;
+        // SAFETY: the backend issues all work on one stream, so cudarc's
+        // cross-stream events are unnecessary.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().op(|| "creating a stream".into())?;
+        let blas = CudaBlas::new(stream.clone()).map_err(|source| CudaError::Cublas {
+            op: "creating a cuBLAS handle".into(),
+            source,
+        })?;
+        // SAFETY: a valid handle; pedantic math keeps f32 GEMMs in f32 (no TF32).
+        let status = unsafe {
+            blas_sys::cublasSetMathMode(
+                *blas.handle(),
+                blas_sys::cublasMath_t::CUBLAS_PEDANTIC_MATH,
+            )
+        };
+        if status != blas_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+            return Err(CudaError::Unsupported(format!(
+                "cublasSetMathMode: {status:?}"
+            )));
+        }
+        let name = ctx.name().op(|| "reading the device name".into())?;
+        let capability = ctx
+            .compute_capability()
+            .op(|| "reading the compute capability".into())?;
+        if capability.0 < 8 {
+            return Err(CudaError::Unsupported(format!(
+                "{name} has compute capability {}.{}; the kernels are built for 8.0 and later",
+                capability.0, capability.1
+            )));
+        }
+        let mut funcs = HashMap::new();
+        for (module, bytes) in MODULES {
+            let m = ctx
+                .load_module(Ptx::from_binary(bytes.to_vec()))
+                .op(|| format!("loading kernels/cuda/{module}.cu"))?;
+            let names = FUNCTIONS
+                .iter()
+                .find(|(n, _)| n == module)
+                .map(|(_, f)| *f)
+                .unwrap_or(&[]);
+            for &f in names {
+                let func = m.load_function(f).op(|| format!("loading kernel {f}"))?;
+                funcs.insert(f, func);
+            }
+        }
+        Ok(Arc::new(Gpu {
+            ctx,
+            stream,
+            blas,
+            funcs,
+            name,
+            capability,
+        }))
+    }
+
+    /// "NVIDIA H100 80GB HBM3 (sm_90)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} (sm_{}{})",
+            self.name, self.capability.0, self.capability.1
+        )
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// (free, total) device memory in bytes.
+    pub fn memory(&self) -> Result<(usize, usize), CudaError> {
+        self.ctx.mem_get_info().op(|| "reading free memory".into())
+    }
+
+    /// Waits for all queued work; a kernel fault surfaces here.
+    pub fn sync(&self) -> Result<(), CudaError> {
+        self.stream
+            .synchronize()
+            .op(|| "synchronizing the stream".into())
+    }
+
+    fn func(&self, name: &str) -> &CudaFunction {
+        self.funcs
+            .get(name)
+            .unwrap_or_else(|| panic!("kernel {name} is not in FUNCTIONS"))
+    }
+
+    /// Uploads `data`.
+    pub fn upload<T: DeviceRepr>(&self, data: &[T], what: &str) -> Result<CudaSlice<T>, CudaError> {
+        self.stream
+            .clone_htod(data)
+            .op(|| format!("uploading {what} ({} bytes)", std::mem::size_of_val(data)))
+    }
+
+    /// A zeroed buffer of `n` elements.
+    pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(
+        &self,
+        n: usize,
+        what: &str,
+    ) -> Result<CudaSlice<T>, CudaError> {
+        self.stream.alloc_zeros(n).op(|| {
+            format!(
+                "allocating {what} ({n} x {} bytes)",
+                std::mem::size_of::<T>()
+            )
+        })
+    }
+
+    /// A zeroed buffer of `n` elements of `dt`.
+    pub fn zeros_dt(&self, dt: Dt, n: usize, what: &str) -> Result<DBuf, CudaError> {
+        Ok(match dt {
+            Dt::F32 => DBuf::F32(self.zeros(n, what)?),
+            Dt::Bf16 => DBuf::Bf16(self.zeros(n, what)?),
+        })
+    }
+
+    /// Downloads `s`.
+    pub fn download<T: DeviceRepr + Default + Clone>(
+        &self,
+        s: &CudaSlice<T>,
+        what: &str,
+    ) -> Result<Vec<T>, CudaError> {
+        self.stream
+            .clone_dtoh(s)
+            .op(|| format!("downloading {what}"))
+    }
+
+    /// Downloads `s[range]`.
+    pub fn download_range<T: DeviceRepr + Default + Clone>(
+        &self,
+        s: &CudaSlice<T>,
+        range: std::ops::Range<usize>,
+        what: &str,
+    ) -> Result<Vec<T>, CudaError> {
+        self.stream
+            .clone_dtoh(&s.slice(range))
+            .op(|| format!("downloading {what}"))
+    }
+
+    /// Downloads a storage-type buffer widened to f32.
+    pub fn download_f32(&self, b: &DBuf, what: &str) -> Result<Vec<f32>, CudaError> {
+        Ok(match b {
+            DBuf::F32(s) => self.download(s, what)?,
+            DBuf::Bf16(s) => self
+                .download(s, what)?
+                .into_iter()
+                .map(|b| half::bf16::from_bits(b).to_f32())
+                .collect(),
+        })
+    }
+
+    /// Copies `len` elements from `src[src_off..]` to `dst[dst_off..]` (same
+    /// storage type).
+    pub fn copy_within(
+        &self,
+        src: &DBuf,
+        src_off: usize,
+        dst: &DBuf,
+        dst_off: usize,
+        len: usize,
+    ) -> Result<(), CudaError> {
+        assert_eq!(src.dt(), dst.dt());
+        assert!(src_off + len <= src.len() && dst_off + len <= dst.len());
+        let bytes = len * src.dt().size();
+        let (s, d) = (
+            src.ptr_at(&self.stream, src_off),
+            dst.ptr_at(&self.stream, dst_off),
+        );
+        // SAFETY: both ranges were checked against their allocations above.
+        unsafe { cudarc::driver::result::memcpy_dtod_async(d, s, bytes, self.stream.cu_stream()) }
+            .op(|| format!("copying {bytes} bytes on the device"))
+    }
+
+    /// Copies `len` f32 from `src[src_off..]` to `dst[dst_off..]`.
+    pub fn copy_f32(
+        &self,
+        src: &CudaSlice<f32>,
+        src_off: usize,
+        dst: &mut CudaSlice<f32>,
+        dst_off: usize,
+        len: usize,
+    ) -> Result<(), CudaError> {
+        assert!(src_off + len <= src.len() && dst_off + len <= dst.len());
+        self.stream
+            .memcpy_dtod(
+                &src.slice(src_off..src_off + len),
+                &mut dst.slice_mut(dst_off..dst_off + len),
+            )
+            .op(|| format!("copying {len} floats on the device"))
+    }
+
+    fn launch(&self, name: &str, cfg: LaunchConfig, args: &[Arg]) -> Result<(), CudaError> {
+        let f = self.func(name);
+        let mut b = self.stream.launch_builder(f);
+        for a in args {
+            match a {
+                Arg::P(p) => b.arg(p),
+                Arg::I(i) => b.arg(i),
+                Arg::F(x) => b.arg(x),
+            };
+        }
+        // SAFETY: every wrapper below checks the lengths of the buffers it
+        // passes against the shape the kernel reads and writes.
+        unsafe { b.launch(cfg) }.op(|| format!("launching {name}"))?;
+        Ok(())
+    }
+
+    /// embedding.cu: `out (rows x hidden) = table[ids]`.
+    pub fn embedding(
+        &self,
+        table: &DBuf,
+        ids: &CudaSlice<u32>,
+        hidden: usize,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<(), CudaError> {
+        let rows = ids.len();
+        assert!(out.len() >= rows * hidden && table.len().is_multiple_of(hidden));
+        let s = &self.stream;
+        self.launch(
+            &format!("embedding_{}", table.dt().suffix()),
+            cfg((rows as u32, 1, 1), 256, 0),
+            &[
+                Arg::P(table.ptr_at(s, 0)),
+                Arg::P(ptr(ids, s)),
+                Arg::I(hidden as i32),
+                Arg::P(ptr(out, s)),
+            ],
+        )
+    }
+
+    /// rms_norm.cu (see its header): `rows` output rows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rms_norm_residual(
+        &self,
+        residual: &mut CudaSlice<f32>,
+        delta: Option<&CudaSlice<f32>>,
+        bias: Option<&CudaSlice<f32>>,
+        w: &CudaSlice<f32>,
+        rows_out: Option<&CudaSlice<u32>>,
+        rows: usize,
+        eps: f32,
+        out_f32: Option<&mut CudaSlice<f32>>,
+        out_t: Option<&mut DBuf>,
+        dt: Dt,
+    ) -> Result<(), CudaError> {
+        let h = w.len();
+        assert!(residual.len().is_multiple_of(h));
+        match rows_out {
+            Some(r) => assert_eq!(r.len(), rows),
+            None => assert!(rows * h <= residual.len()),
+        }
+        if let Some(d) = delta {
+            assert_eq!(d.len(), residual.len());
+        }
+        if let Some(b) = bias {
+            assert_eq!(b.len(), h);
+        }
+        let s = &self.stream;
+        let of = out_f32.map_or(0, |o| {
+            assert!(o.len() >= rows * h);
+            ptr(o, s)
+        });
+        let ot = out_t.map_or(0, |o| {
+            assert!(o.len() >= rows * h && o.dt() == dt);
+            o.ptr_at(s, 0)
+        });
+        self.launch(
+            &format!("rms_norm_residual_{}", dt.suffix()),
+            cfg((rows as u32, 1, 1), 256, 0),
+            &[
+                Arg::P(ptr(residual, s)),
+                Arg::P(opt_ptr(delta, s)),
+                Arg::P(opt_ptr(bias, s)),
+                Arg::P(ptr(w, s)),
+                Arg::P(opt_ptr(rows_out, s)),
+                Arg::I(h as i32),
+                Arg::F(eps),
+                Arg::P(of),
+                Arg::P(ot),
+            ],
+        )
+    }
+
+    /// rope.cu: `layer_offset` is the first element of the layer's cache.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope_kv_write(
+        &self,
+        qkv: &CudaSlice<f32>,
+        bias: Option<&CudaSlice<f32>>,
+        table: &CudaSlice<f32>,
+        pos: &CudaSlice<u32>,
+        slot: &CudaSlice<u32>,
+        shape: AttnShape,
+        q_out: &mut CudaSlice<f32>,
+        k_cache: &mut DBuf,
+        v_cache: &mut DBuf,
+        layer_offset: usize,
+        slots: usize,
+    ) -> Result<(), CudaError> {
+        let rows = pos.len();
+        let d = shape.head_dim;
+        let width = (shape.heads + 2 * shape.kv_heads) * d;
+        assert!(
+            qkv.len() >= rows * width
+                && slot.len() == rows
+                && q_out.len() >= rows * shape.heads * d
+        );
+        assert!(table.len().is_multiple_of(d), "rope table");
+        let layer = slots * shape.kv_heads * shape.cap * d;
+        assert!(layer_offset + layer <= k_cache.len() && k_cache.len() == v_cache.len());
+        if let Some(b) = bias {
+            assert_eq!(b.len(), width);
+        }
+        let s = &self.stream;
+        self.launch(
+            &format!("rope_kv_write_{}", k_cache.dt().suffix()),
+            cfg((rows as u32, 1, 1), 128, 0),
+            &[
+                Arg::P(ptr(qkv, s)),
+                Arg::P(opt_ptr(bias, s)),
+                Arg::P(ptr(table, s)),
+                Arg::P(ptr(pos, s)),
+                Arg::P(ptr(slot, s)),
+                Arg::I(shape.heads as i32),
+                Arg::I(shape.kv_heads as i32),
+                Arg::I(d as i32),
+                Arg::I(shape.cap as i32),
+                Arg::P(ptr(q_out, s)),
+                Arg::P(k_cache.ptr_at(s, layer_offset)),
+                Arg::P(v_cache.ptr_at(s, layer_offset)),
+            ],
+        )
+    }
+
+    /// attention.cu, split then combine; `max_len` bounds `len` (the
+    /// caller's, checked against `cap`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &self,
+        q: &CudaSlice<f32>,
+        k_cache: &DBuf,
+        v_cache: &DBuf,
+        layer_offset: usize,
+        slots: usize,
+        slot: &CudaSlice<u32>,
+        len: &CudaSlice<u32>,
+        max_len: usize,
+        shape: AttnShape,
+        scale: f32,
+        out: &mut DBuf,
+    ) -> Result<(), CudaError> {
+        let rows = slot.len();
+        let (h, kvh, d) = (shape.heads, shape.kv_heads, shape.head_dim);
+        let group = h / kvh;
+        assert!(
+            group <= ATTN_MAX_GROUP
+                && d <= ATTN_MAX_HEAD_DIM
+                && d.is_multiple_of(2)
+                && h.is_multiple_of(kvh)
+        );
+        assert!(max_len >= 1 && max_len <= shape.cap && len.len() == rows);
+        assert!(q.len() >= rows * h * d && out.len() >= rows * h * d && out.dt() == k_cache.dt());
+        assert!(layer_offset + slots * kvh * shape.cap * d <= k_cache.len());
+        let splits = max_len.div_ceil(ATTN_SPLIT);
+        let part_acc = self.zeros::<f32>(rows * h * splits * d, "attention partial sums")?;
+        let part_ml = self.zeros::<f32>(rows * h * splits * 2, "attention partial maxima")?;
+        let s = &self.stream;
+        let sfx = k_cache.dt().suffix();
+        let smem = ((group * d + group * ATTN_SPLIT) * 4) as u32;
+        self.launch(
+            &format!("attention_split_{sfx}"),
+            LaunchConfig {
+                grid_dim: (rows as u32, kvh as u32, splits as u32),
+                block_dim: (128, 1, 1),
+                shared_mem_bytes: smem,
+            },
+            &[
+                Arg::P(ptr(q, s)),
+                Arg::P(k_cache.ptr_at(s, layer_offset)),
+                Arg::P(v_cache.ptr_at(s, layer_offset)),
+                Arg::P(ptr(slot, s)),
+                Arg::P(ptr(len, s)),
+                Arg::I(h as i32),
+                Arg::I(kvh as i32),
+                Arg::I(d as i32),
+                Arg::I(shape.cap as i32),
+                Arg::F(scale),
+                Arg::P(ptr(&part_acc, s)),
+                Arg::P(ptr(&part_ml, s)),
+            ],
+        )?;
+        self.launch(
+            &format!("attention_combine_{sfx}"),
+            cfg((rows as u32, h as u32, 1), 128, 0),
+            &[
+                Arg::P(ptr(&part_acc, s)),
+                Arg::P(ptr(&part_ml, s)),
+                Arg::P(ptr(len, s)),
+                Arg::I(h as i32),
+                Arg::I(d as i32),
+                Arg::I(splits as i32),
+                Arg::P(out.ptr_at(s, 0)),
+            ],
+        )
+    }
+
+    /// silu_mul.cu: `rows` rows of `2 * inter` into `out` (`rows x inter`).
+    pub fn silu_mul(
+        &self,
+        gate_up: &CudaSlice<f32>,
+        bias: Option<&CudaSlice<f32>>,
+        rows: usize,
+        inter: usize,
+        out: &mut DBuf,
+    ) -> Result<(), CudaError> {
+        assert!(gate_up.len() >= rows * 2 * inter && out.len() >= rows * inter);
+        if let Some(b) = bias {
+            assert_eq!(b.len(), 2 * inter);
+        }
+        let s = &self.stream;
+        self.launch(
+            &format!("silu_mul_{}", out.dt().suffix()),
+            cfg((inter.div_ceil(256) as u32, rows as u32, 1), 256, 0),
+            &[
+                Arg::P(ptr(gate_up, s)),
+                Arg::P(opt_ptr(bias, s)),
+                Arg::I(inter as i32),
+                Arg::P(out.ptr_at(s, 0)),
+            ],
+        )
+    }
+
+    /// `out (m x n, f32) = x (m x k, storage type) * w^T` (`w` n x k in
+    /// the same type), f32 accumulation; `x_off` / `w_off` in elements.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm(
+        &self,
+        x: &DBuf,
+        m: usize,
+        w: &DBuf,
+        w_off: usize,
+        n: usize,
+        k: usize,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<(), CudaError> {
+        assert_eq!(x.dt(), w.dt(), "gemm: activation and weight types");
+        assert!(x.len() >= m * k && w_off + n * k <= w.len() && out.len() >= m * n);
+        let (ty, compute) = match w.dt() {
+            Dt::F32 => (
+                blas_sys::cudaDataType::CUDA_R_32F,
+                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F_PEDANTIC,
+            ),
+            Dt::Bf16 => (
+                blas_sys::cudaDataType::CUDA_R_16BF,
+                blas_sys::cublasComputeType_t::CUBLAS_COMPUTE_32F,
+            ),
+        };
+        let s = &self.stream;
+        let (alpha, beta) = (1f32, 0f32);
+        // Row-major out = x w^T is column-major out^T = w x^T: cuBLAS's
+        // (n x m) = op_T(w: k x n) * (x^T: k x m).
+        // SAFETY: sizes checked above; the handle is bound to our stream.
+        unsafe {
+            blas::gemm_ex(
+                *self.blas.handle(),
+                blas_sys::cublasOperation_t::CUBLAS_OP_T,
+                blas_sys::cublasOperation_t::CUBLAS_OP_N,
+                n as i32,
+                m as i32,
+                k as i32,
+                (&alpha as *const f32).cast(),
+                w.ptr_at(s, w_off) as *const _,
+                ty,
+                k as i32,
+                x.ptr_at(s, 0) as *const _,
+                ty,
+                k as i32,
+                (&beta as *const f32).cast(),
+                ptr(out, s) as *mut _,
+                blas_sys::cudaDataType::CUDA_R_32F,
+                n as i32,
+                compute,
+                blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        }
+        .map_err(|source| CudaError::Cublas {
+            op: format!("gemm {m}x{n}x{k} ({:?})", w.dt()),
+            source,
+        })
+    }
+
+    /// sampler.cu over `rows` rows of `logits`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample(
+        &self,
+        logits: &CudaSlice<f32>,
+        uniforms: &CudaSlice<f64>,
+        vocab: usize,
+        temperatures: &CudaSlice<f32>,
+        token: &mut CudaSlice<u32>,
+        logprob: &mut CudaSlice<f64>,
+        status: &mut CudaSlice<u32>,
+    ) -> Result<(), CudaError> {
+        let rows = uniforms.len();
+        assert!(logits.len() >= rows * vocab && temperatures.len() == rows);
+        assert!(token.len() >= rows && logprob.len() >= rows && status.len() >= rows);
+        let s = &self.stream;
+        self.launch(
+            "sample_f32",
+            cfg((rows as u32, 1, 1), SOFTMAX_THREADS as u32, 0),
+            &[
+                Arg::P(ptr(logits, s)),
+                Arg::P(ptr(uniforms, s)),
+                Arg::I(vocab as i32),
+                Arg::P(ptr(temperatures, s)),
+                Arg::P(ptr(token, s)),
+                Arg::P(ptr(logprob, s)),
+                Arg::P(ptr(status, s)),
+            ],
+        )
+    }
+
+    /// logsoftmax.cu over `token.len()` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn logprob(
+        &self,
+        logits: &CudaSlice<f32>,
+        token: &CudaSlice<u32>,
+        vocab: usize,
+        temperatures: &CudaSlice<f32>,
+        logprob: &mut CudaSlice<f64>,
+        status: &mut CudaSlice<u32>,
+    ) -> Result<(), CudaError> {
+        let rows = token.len();
+        assert!(
+            logits.len() >= rows * vocab
+                && temperatures.len() == rows
+                && logprob.len() >= rows
+                && status.len() >= rows
+        );
+        let s = &self.stream;
+        self.launch(
+            "logprob_f32",
+            cfg((rows as u32, 1, 1), SOFTMAX_THREADS as u32, 0),
+            &[
+                Arg::P(ptr(logits, s)),
+                Arg::P(ptr(token, s)),
+                Arg::I(vocab as i32),
+                Arg::P(ptr(temperatures, s)),
+                Arg::P(ptr(logprob, s)),
+                Arg::P(ptr(status, s)),
+            ],
+        )
+    }
+
+    /// sketch.cu over `rows` rows of `hidden` (`rows x dim`); `planes` from
+    /// [`crate::twins::plane_words`].
+    pub fn sketch(
+        &self,
+        hidden: &CudaSlice<f32>,
+        rows: usize,
+        planes: &CudaSlice<u32>,
+        out: &mut CudaSlice<u32>,
+        status: &mut CudaSlice<u32>,
+    ) -> Result<(), CudaError> {
+        let dim = planes.len() / 4;
+        if dim > SKETCH_MAX_DIM {
+            return Err(CudaError::Unsupported(format!(
+                "sketch of dimension {dim}: the kernel serves at most {SKETCH_MAX_DIM}"
+            )));
+        }
+        assert!(hidden.len() >= rows * dim && out.len() >= rows * 4 && status.len() >= rows);
+        let s = &self.stream;
+        self.launch(
+            "sketch_f32",
+            cfg((rows as u32, 1, 1), 256, dim.next_multiple_of(16) as u32),
+            &[
+                Arg::P(ptr(hidden, s)),
+                Arg::P(ptr(planes, s)),
+                Arg::I(dim as i32),
+                Arg::P(ptr(out, s)),
+                Arg::P(ptr(status, s)),
+            ],
+        )
+    }
+}
+
+enum Arg {
+    P(u64),
+    I(i32),
+    F(f32),
+}
+
+fn cfg(grid: (u32, u32, u32), block: u32, smem: u32) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: grid,
+        block_dim: (block, 1, 1),
+        shared_mem_bytes: smem,
+    }
+}

@@ -1,0 +1,343 @@
+//! Rollout generation on the GPU: the CUDA counterpart of
+//! `grail_engine::generate_groups`, with the same request checks, the same
+//! per-position uniforms, stop rules and outputs. Prompts are prefilled
+//! (several per forward pass), each prompt's cache is forked into its
+//! rollouts' slots, and every decode step runs all unfinished rollouts as
+//! one batch; sampling and sketching run on the device and only tokens,
+//! logprobs and sketches come back. Groups are taken in batches whose KV
+//! caches fit in free device memory.
+use cudarc::driver::CudaSlice;
+use grail_core::sampling::{self, SamplingError, Uniforms};
+use grail_core::sketch::{Sketch, SketchError, SketchPlanes};
+use grail_engine::generate::{argmax, check_cancel};
+use grail_engine::{
+    validate_groups, Completion, EngineError, FinishReason, GenerateOptions, GroupRequest, Sampler,
+};
+
+use super::model::CudaModel;
+use super::CudaError;
+use crate::twins::{plane_words, RowStatus};
+
+/// Rows per prefill forward pass (bounds its activation memory).
+const PREFILL_ROWS: usize = 4096;
+/// Share of free device memory one batch's KV caches may take.
+const KV_MEMORY_SHARE: f64 = 0.6;
+
+/// A sampled token and its logprob, or why sampling failed.
+type Pick = Result<(u32, f64), SamplingError>;
+
+/// One rollout in flight; its cache slot is its index in the batch.
+struct Active {
+    group: usize,
+    uniforms: Option<Uniforms>,
+    out: Completion,
+    done: bool,
+}
+
+impl CudaModel {
+    /// Generates every group's rollouts (`out[g][r]`), checked as
+    /// `grail_engine::generate_groups` checks them; see the module docs.
+    pub fn generate_groups(
+        &self,
+        groups: &[GroupRequest<'_>],
+        opts: &GenerateOptions<'_>,
+    ) -> Result<Vec<Vec<Completion>>, EngineError> {
+        validate_groups(self.cpu(), groups, opts)?;
+        check_cancel(opts)?;
+        let (free, _) = self.gpu().memory()?;
+        let budget = (free as f64 * KV_MEMORY_SHARE) as usize;
+        let per_position = self.kv_bytes_per_position();
+        let mut out = Vec::with_capacity(groups.len());
+        let mut start = 0;
+        while start < groups.len() {
+            // the longest run of the remaining groups whose caches fit
+            let (mut end, mut slots, mut cap) = (start, 0usize, 1usize);
+            while end < groups.len() {
+                let g = &groups[end];
+                let s = slots + g.sampler.rollouts();
+                let c = cap.max(g.prompt.len() + opts.max_new_tokens - 1);
+                if end > start && s * c * per_position > budget {
+                    break;
+                }
+                (slots, cap) = (s, c);
+                end += 1;
+            }
+            if slots * cap * per_position > budget {
+                return Err(EngineError::from(CudaError::Unsupported(format!(
+                    "{slots} rollouts of {cap} positions need {} MiB of KV cache; {} MiB is available",
+                    (slots * cap * per_position) >> 20,
+                    budget >> 20
+                )))
+                .in_group(start));
+            }
+            let batch = self
+                .generate_batch(&groups[start..end], opts, slots, cap)
+                .map_err(|e| match e {
+                    EngineError::Group { group, source } => EngineError::Group {
+                        group: group + start,
+                        source,
+                    },
+                    e => e,
+                })?;
+            out.extend(batch);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    fn generate_batch(
+        &self,
+        groups: &[GroupRequest<'_>],
+        opts: &GenerateOptions<'_>,
+        slots: usize,
+        cap: usize,
+    ) -> Result<Vec<Vec<Completion>>, EngineError> {
+        let gpu = self.gpu().clone();
+        let (h, vocab) = (self.config().hidden_size, self.config().vocab_size);
+        let mut kv = self.new_cache(slots, cap)?;
+        let planes = match opts.sketch {
+            Some(p) => Some((p, gpu.upload(&plane_words(p), "sketch planes")?)),
+            None => None,
+        };
+        let mut active: Vec<Active> = Vec::with_capacity(slots);
+        let mut first = Vec::with_capacity(groups.len());
+        for (gi, g) in groups.iter().enumerate() {
+            first.push(active.len());
+            let streams: Vec<Option<Uniforms>> = match g.sampler {
+                Sampler::Verifiable { seeds, .. } => {
+                    seeds.iter().map(|s| Some(Uniforms::new(s))).collect()
+                }
+                Sampler::Greedy { n } => (0..n).map(|_| None).collect(),
+            };
+            for uniforms in streams {
+                active.push(Active {
+                    group: gi,
+                    uniforms,
+                    out: Completion {
+                        tokens: Vec::new(),
+                        logprobs: Vec::new(),
+                        hidden: opts.keep_hidden.then(Vec::new),
+                        sketches: opts.sketch.map(|_| Vec::new()),
+                        finish: FinishReason::Length,
+                    },
+                    done: false,
+                });
+            }
+        }
+
+        // Prefill every prompt into its first rollout's slot, PREFILL_ROWS
+        // rows per pass, and copy each prompt's last hidden state and
+        // logits to the rows of all its rollouts (row = rollout index).
+        let mut rows: Vec<(u32, u32, u32, usize)> = Vec::new(); // (token, slot, position, group)
+        for (gi, g) in groups.iter().enumerate() {
+            for (p, &t) in g.prompt.iter().enumerate() {
+                rows.push((t, first[gi] as u32, p as u32, gi));
+            }
+        }
+        let mut hidden = gpu.zeros::<f32>(slots * h, "first hidden states")?; // (slots, h)
+        let mut logits = gpu.zeros::<f32>(slots * vocab, "first logits")?; // (slots, vocab)
+        for chunk in rows.chunks(PREFILL_ROWS) {
+            check_cancel(opts)?;
+            let tokens: Vec<u32> = chunk.iter().map(|r| r.0).collect();
+            let sl: Vec<u32> = chunk.iter().map(|r| r.1).collect();
+            let pos: Vec<u32> = chunk.iter().map(|r| r.2).collect();
+            // rows that end a prompt
+            let ends: Vec<u32> = (0..chunk.len())
+                .filter(|&j| {
+                    let (_, _, p, gi) = chunk[j];
+                    p as usize + 1 == groups[gi].prompt.len()
+                })
+                .map(|j| j as u32)
+                .collect();
+            let f = self.forward(&mut kv, &tokens, &sl, &pos, &ends, true)?;
+            let fl = f.logits.as_ref().expect("asked for logits");
+            for (o, &j) in ends.iter().enumerate() {
+                let gi = chunk[j as usize].3;
+                for r in first[gi]..first[gi] + groups[gi].sampler.rollouts() {
+                    gpu.copy_f32(&f.hidden, o * h, &mut hidden, r * h, h)?;
+                    gpu.copy_f32(fl, o * vocab, &mut logits, r * vocab, vocab)?;
+                }
+            }
+        }
+        for (gi, g) in groups.iter().enumerate() {
+            for r in 1..g.sampler.rollouts() {
+                kv.fork(&gpu, first[gi], first[gi] + r, g.prompt.len())?;
+            }
+        }
+
+        // Decode. Row j of `hidden` / `logits` is the j-th unfinished
+        // rollout (in rollout order) at every step.
+        for t in 0..opts.max_new_tokens {
+            let live: Vec<usize> = (0..active.len()).filter(|&i| !active[i].done).collect();
+            let picks = self.sample_rows(groups, &mut active, &live, &logits, t)?;
+            let sketches = match &planes {
+                Some((p, words)) => Some(self.sketch_rows(&hidden, live.len(), p, words)?),
+                None => None,
+            };
+            let host_hidden = if opts.keep_hidden {
+                Some(gpu.download(&hidden, "hidden states")?)
+            } else {
+                None
+            };
+            for (j, &i) in live.iter().enumerate() {
+                let a = &mut active[i];
+                let (token, logprob) = picks[j].clone().map_err(|source| {
+                    EngineError::Sampling {
+                        position: t,
+                        source,
+                    }
+                    .in_group(a.group)
+                })?;
+                a.out.tokens.push(token);
+                a.out.logprobs.push(logprob);
+                if let (Some(hs), Some(host)) = (&mut a.out.hidden, &host_hidden) {
+                    hs.extend_from_slice(&host[j * h..(j + 1) * h]);
+                }
+                if let (Some(sk), Some(all)) = (&mut a.out.sketches, &sketches) {
+                    let s = all[j].clone().map_err(|e| {
+                        EngineError::InvalidRequest(format!("sketch at position {t}: {e}"))
+                            .in_group(a.group)
+                    })?;
+                    sk.push(s);
+                }
+                if opts.stop_tokens.contains(&token) {
+                    a.out.finish = FinishReason::Stop;
+                    a.done = true;
+                } else if t + 1 == opts.max_new_tokens {
+                    a.done = true;
+                }
+            }
+            let feed: Vec<usize> = live.into_iter().filter(|&i| !active[i].done).collect();
+            if feed.is_empty() {
+                break;
+            }
+            check_cancel(opts)?;
+            let tokens: Vec<u32> = feed
+                .iter()
+                .map(|&i| *active[i].out.tokens.last().expect("sampled above"))
+                .collect();
+            let sl: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
+            let pos: Vec<u32> = feed
+                .iter()
+                .map(|&i| (groups[active[i].group].prompt.len() + t) as u32)
+                .collect();
+            let outs: Vec<u32> = (0..feed.len() as u32).collect();
+            let f = self.forward(&mut kv, &tokens, &sl, &pos, &outs, true)?;
+            hidden = f.hidden;
+            logits = f.logits.expect("asked for logits");
+        }
+
+        let mut results: Vec<Vec<Completion>> = groups
+            .iter()
+            .map(|g| Vec::with_capacity(g.sampler.rollouts()))
+            .collect();
+        for a in active {
+            results[a.group].push(a.out);
+        }
+        Ok(results)
+    }
+
+    /// The token and logprob of each live rollout at position `t` from row
+    /// `j` of `logits`: the sampler kernel for verifiable groups; argmax on
+    /// the host for greedy ones (tests and tools only).
+    fn sample_rows(
+        &self,
+        groups: &[GroupRequest<'_>],
+        active: &mut [Active],
+        live: &[usize],
+        logits: &CudaSlice<f32>,
+        t: usize,
+    ) -> Result<Vec<Pick>, CudaError> {
+        let gpu = self.gpu();
+        let vocab = self.config().vocab_size;
+        let n = live.len();
+        let mut u = Vec::with_capacity(n);
+        let mut temps = Vec::with_capacity(n);
+        for &i in live {
+            let a = &mut active[i];
+            match (groups[a.group].sampler, &mut a.uniforms) {
+                (Sampler::Verifiable { temperature, .. }, Some(s)) => {
+                    u.push(s.at(t as u32));
+                    temps.push(temperature as f32);
+                }
+                _ => {
+                    u.push(0.0);
+                    temps.push(1.0);
+                }
+            }
+        }
+        let u_d = gpu.upload(&u, "uniforms")?;
+        let t_d = gpu.upload(&temps, "temperatures")?;
+        let mut tok = gpu.zeros::<u32>(n, "sampled tokens")?;
+        let mut lp = gpu.zeros::<f64>(n, "logprobs")?;
+        let mut st = gpu.zeros::<u32>(n, "sampler status")?;
+        gpu.sample(logits, &u_d, vocab, &t_d, &mut tok, &mut lp, &mut st)?;
+        let (tok, lp, st) = (
+            gpu.download(&tok, "sampled tokens")?,
+            gpu.download(&lp, "logprobs")?,
+            gpu.download(&st, "sampler status")?,
+        );
+        let mut out = Vec::with_capacity(n);
+        for (j, &i) in live.iter().enumerate() {
+            let greedy = matches!(groups[active[i].group].sampler, Sampler::Greedy { .. });
+            let row = || gpu.download_range(logits, j * vocab..(j + 1) * vocab, "logits row");
+            out.push(if greedy {
+                let z = row()?;
+                argmax(&z).and_then(|tok| Ok((tok, sampling::logprob(&z, 1.0, tok)?)))
+            } else {
+                match RowStatus::from_word(st[j]) {
+                    None => Ok((tok[j], lp[j])),
+                    Some(RowStatus::NonFinite(index)) => Err(SamplingError::NonFiniteLogit {
+                        index,
+                        value: row()?[index],
+                    }),
+                    Some(RowStatus::Invalid) => unreachable!("the sampler has no invalid status"),
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// The sketch of each of the first `n` rows of `hidden`; a rejected row
+    /// gets the protocol core's own error for it.
+    fn sketch_rows(
+        &self,
+        hidden: &CudaSlice<f32>,
+        n: usize,
+        planes: &SketchPlanes,
+        words: &CudaSlice<u32>,
+    ) -> Result<Vec<Result<Sketch, SketchError>>, CudaError> {
+        let gpu = self.gpu();
+        let h = self.config().hidden_size;
+        let mut out = gpu.zeros::<u32>(n * 4, "sketches")?;
+        let mut st = gpu.zeros::<u32>(n, "sketch status")?;
+        gpu.sketch(hidden, n, words, &mut out, &mut st)?;
+        let (words_out, st) = (
+            gpu.download(&out, "sketches")?,
+            gpu.download(&st, "sketch status")?,
+        );
+        let mut res = Vec::with_capacity(n);
+        for j in 0..n {
+            res.push(if st[j] == 0 {
+                let mut b = [0u8; 16];
+                for (k, w) in words_out[4 * j..4 * j + 4].iter().enumerate() {
+                    b[4 * k..4 * k + 4].copy_from_slice(&w.to_le_bytes());
+                }
+                Ok(Sketch(b))
+            } else {
+                // the protocol core names the problem (non-finite, degenerate)
+                let row = gpu.download_range(hidden, j * h..(j + 1) * h, "hidden row")?;
+                match planes.sketch(&row) {
+                    Err(e) => Err(e),
+                    Ok(_) => {
+                        return Err(CudaError::Unsupported(format!(
+                            "sketch kernel rejected row {j} (status {:#x}) that the CPU sketches",
+                            st[j]
+                        )))
+                    }
+                }
+            });
+        }
+        Ok(res)
+    }
+}

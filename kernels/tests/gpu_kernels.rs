@@ -1,0 +1,504 @@
+//! Every kernel against its CPU twin on a GPU (built with `--features cuda`,
+//! run by scripts/gpu-check.sh): fresh random inputs of several shapes,
+//! output buffers poisoned with NaN before each launch, floats compared as
+//! |gpu - cpu| <= atol + rtol |cpu|, sketches and sampled tokens exactly.
+//! Then the whole forward pass against the CPU engine on stories260K.
+#![cfg(feature = "cuda")]
+
+use std::sync::Arc;
+
+use grail_core::sketch::SketchPlanes;
+use grail_engine::kernels::{Mat, WDtype};
+use grail_engine::{LogitsFor, Model};
+use grail_kernels::cuda::{CudaModel, DBuf, Gpu};
+use grail_kernels::twins::{self, AttnShape, Dt};
+
+fn gpu() -> Arc<Gpu> {
+    Gpu::new(0).expect("a CUDA device")
+}
+
+fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn close(what: &str, gpu: &[f32], cpu: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+    let mut worst = 0f32;
+    for (i, (g, c)) in gpu.iter().zip(cpu).enumerate() {
+        let err = (g - c).abs();
+        assert!(
+            err <= atol + rtol * c.abs(),
+            "{what}[{i}]: gpu {g} vs cpu {c}"
+        );
+        worst = worst.max(err);
+    }
+    println!("{what}: {} values, max |gpu - cpu| {worst:.3e}", gpu.len());
+}
+
+fn poisoned(g: &Gpu, n: usize) -> cudarc::driver::CudaSlice<f32> {
+    g.upload(&vec![f32::NAN; n], "poison").unwrap()
+}
+
+fn poisoned_dt(g: &Gpu, dt: Dt, n: usize) -> DBuf {
+    match dt {
+        Dt::F32 => DBuf::F32(poisoned(g, n)),
+        Dt::Bf16 => DBuf::Bf16(g.upload(&vec![0x7fc0u16; n], "poison").unwrap()),
+    }
+}
+
+fn upload_dt(g: &Gpu, dt: Dt, v: &[f32]) -> DBuf {
+    match dt {
+        Dt::F32 => DBuf::F32(g.upload(v, "input").unwrap()),
+        Dt::Bf16 => DBuf::Bf16(
+            g.upload(
+                &v.iter()
+                    .map(|&x| half::bf16::from_f32(x).to_bits())
+                    .collect::<Vec<_>>(),
+                "input",
+            )
+            .unwrap(),
+        ),
+    }
+}
+
+fn mat_bytes(dt: Dt, v: &[f32]) -> Vec<u8> {
+    match dt {
+        Dt::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Dt::Bf16 => v
+            .iter()
+            .flat_map(|&x| half::bf16::from_f32(x).to_bits().to_le_bytes())
+            .collect(),
+    }
+}
+
+fn wdt(dt: Dt) -> WDtype {
+    match dt {
+        Dt::F32 => WDtype::F32,
+        Dt::Bf16 => WDtype::BF16,
+    }
+}
+
+#[test]
+fn embedding_norm_silu_and_gemm_match_their_twins() {
+    let g = gpu();
+    for dt in [Dt::F32, Dt::Bf16] {
+        for &(rows, h, inter, vocab) in &[
+            (1usize, 64usize, 172usize, 512usize),
+            (7, 896, 4864, 1000),
+            (33, 1536, 8960, 300),
+        ] {
+            let seed = (rows * h) as u64;
+            // embedding
+            let table = rand_vec(vocab * h, seed);
+            let tb = mat_bytes(dt, &table);
+            let tm = Mat {
+                data: &tb,
+                dtype: wdt(dt),
+                rows: vocab,
+                cols: h,
+            };
+            let ids: Vec<u32> = (0..rows as u32).map(|i| (i * 37) % vocab as u32).collect();
+            let mut out = poisoned(&g, rows * h);
+            g.embedding(
+                &upload_dt(&g, dt, &table),
+                &g.upload(&ids, "ids").unwrap(),
+                h,
+                &mut out,
+            )
+            .unwrap();
+            let mut want = vec![0f32; rows * h];
+            twins::embedding(&tm, &ids, &mut want);
+            close(
+                &format!("embedding {dt:?} {rows}x{h}"),
+                &g.download(&out, "").unwrap(),
+                &want,
+                0.0,
+                0.0,
+            );
+
+            // residual + norm
+            let res = rand_vec(rows * h, seed + 1);
+            let delta = rand_vec(rows * h, seed + 2);
+            let bias = rand_vec(h, seed + 3);
+            let w = rand_vec(h, seed + 4);
+            let mut res_d = g.upload(&res, "").unwrap();
+            let mut of = poisoned(&g, rows * h);
+            let mut ot = poisoned_dt(&g, dt, rows * h);
+            g.rms_norm_residual(
+                &mut res_d,
+                Some(&g.upload(&delta, "").unwrap()),
+                Some(&g.upload(&bias, "").unwrap()),
+                &g.upload(&w, "").unwrap(),
+                None,
+                rows,
+                1e-6,
+                Some(&mut of),
+                Some(&mut ot),
+                dt,
+            )
+            .unwrap();
+            let (mut r2, mut f2, mut t2) =
+                (res.clone(), vec![0f32; rows * h], vec![0f32; rows * h]);
+            twins::rms_norm_residual(
+                &mut r2,
+                Some(&delta),
+                Some(&bias),
+                &w,
+                None,
+                1e-6,
+                Some(&mut f2),
+                Some(&mut t2),
+                dt,
+            );
+            close("residual", &g.download(&res_d, "").unwrap(), &r2, 0.0, 0.0);
+            close(
+                &format!("rms_norm {dt:?} f32 out"),
+                &g.download(&of, "").unwrap(),
+                &f2,
+                1e-6,
+                1e-5,
+            );
+            close(
+                &format!("rms_norm {dt:?} storage out"),
+                &g.download_f32(&ot, "").unwrap(),
+                &t2,
+                1e-6,
+                1e-2,
+            );
+
+            // silu * mul
+            let gu = rand_vec(rows * 2 * inter, seed + 5);
+            let gub = rand_vec(2 * inter, seed + 6);
+            let mut act = poisoned_dt(&g, dt, rows * inter);
+            g.silu_mul(
+                &g.upload(&gu, "").unwrap(),
+                Some(&g.upload(&gub, "").unwrap()),
+                rows,
+                inter,
+                &mut act,
+            )
+            .unwrap();
+            let mut want = vec![0f32; rows * inter];
+            twins::silu_mul(&gu, Some(&gub), inter, &mut want, dt);
+            close(
+                &format!("silu_mul {dt:?}"),
+                &g.download_f32(&act, "").unwrap(),
+                &want,
+                1e-6,
+                1e-2,
+            );
+
+            // gemm: (rows x h) x (inter x h)^T
+            let x = rand_vec(rows * h, seed + 7);
+            let wv = rand_vec(inter * h, seed + 8);
+            let wb = mat_bytes(dt, &wv);
+            let wm = Mat {
+                data: &wb,
+                dtype: wdt(dt),
+                rows: inter,
+                cols: h,
+            };
+            let xd = upload_dt(&g, dt, &x.iter().map(|&v| dt.round(v)).collect::<Vec<_>>());
+            let mut out = poisoned(&g, rows * inter);
+            g.gemm(&xd, rows, &upload_dt(&g, dt, &wv), 0, inter, h, &mut out)
+                .unwrap();
+            let mut want = vec![0f32; rows * inter];
+            twins::gemm(&x, rows, &wm, &mut want, dt);
+            close(
+                &format!("gemm {dt:?} {rows}x{inter}x{h}"),
+                &g.download(&out, "").unwrap(),
+                &want,
+                1e-4,
+                1e-4,
+            );
+        }
+    }
+}
+
+#[test]
+fn rope_and_attention_match_their_twins() {
+    let g = gpu();
+    for dt in [Dt::F32, Dt::Bf16] {
+        for &(heads, kv_heads, head_dim, rows, cap) in &[
+            (8usize, 4usize, 8usize, 3usize, 40usize),
+            (12, 2, 128, 5, 1100),
+            (14, 2, 64, 2, 600),
+        ] {
+            let s = AttnShape {
+                heads,
+                kv_heads,
+                head_dim,
+                cap,
+            };
+            let slots = rows + 1;
+            let width = (heads + 2 * kv_heads) * head_dim;
+            let inv: Vec<f32> = (0..head_dim / 2)
+                .map(|i| 1.0 / 10000f32.powf(2.0 * i as f32 / head_dim as f32))
+                .collect();
+            let table = twins::rope_table(&inv, cap);
+            let seed = (heads * head_dim * rows) as u64;
+            // fill the caches with random history, then write one new row per slot
+            let n = slots * kv_heads * cap * head_dim;
+            let kc: Vec<f32> = rand_vec(n, seed).iter().map(|&v| dt.round(v)).collect();
+            let vc: Vec<f32> = rand_vec(n, seed + 1).iter().map(|&v| dt.round(v)).collect();
+            let qkv = rand_vec(rows * width, seed + 2);
+            let bias = rand_vec(width, seed + 3);
+            let pos: Vec<u32> = (0..rows as u32)
+                .map(|r| (cap as u32 - 1 - 7 * r) % cap as u32)
+                .collect();
+            let slot: Vec<u32> = (0..rows as u32).map(|r| (r + 1) % slots as u32).collect();
+            let (mut kd, mut vd) = (upload_dt(&g, dt, &kc), upload_dt(&g, dt, &vc));
+            let mut q = poisoned(&g, rows * heads * head_dim);
+            let (pos_d, slot_d) = (g.upload(&pos, "").unwrap(), g.upload(&slot, "").unwrap());
+            g.rope_kv_write(
+                &g.upload(&qkv, "").unwrap(),
+                Some(&g.upload(&bias, "").unwrap()),
+                &g.upload(&table, "").unwrap(),
+                &pos_d,
+                &slot_d,
+                s,
+                &mut q,
+                &mut kd,
+                &mut vd,
+                0,
+                slots,
+            )
+            .unwrap();
+            let (mut q2, mut k2, mut v2) =
+                (vec![0f32; rows * heads * head_dim], kc.clone(), vc.clone());
+            twins::rope_kv_write(
+                &qkv,
+                Some(&bias),
+                &table,
+                &pos,
+                &slot,
+                s,
+                &mut q2,
+                &mut k2,
+                &mut v2,
+                dt,
+            );
+            let qh = g.download(&q, "").unwrap();
+            close(&format!("rope q {dt:?}"), &qh, &q2, 0.0, 0.0);
+            close(
+                &format!("rope k cache {dt:?}"),
+                &g.download_f32(&kd, "").unwrap(),
+                &k2,
+                0.0,
+                0.0,
+            );
+            close(
+                &format!("rope v cache {dt:?}"),
+                &g.download_f32(&vd, "").unwrap(),
+                &v2,
+                0.0,
+                0.0,
+            );
+
+            let len: Vec<u32> = pos.iter().map(|p| p + 1).collect();
+            let max_len = *len.iter().max().unwrap() as usize;
+            let mut out = poisoned_dt(&g, dt, rows * heads * head_dim);
+            g.attention(
+                &q,
+                &kd,
+                &vd,
+                0,
+                slots,
+                &slot_d,
+                &g.upload(&len, "").unwrap(),
+                max_len,
+                s,
+                1.0 / (head_dim as f32).sqrt(),
+                &mut out,
+            )
+            .unwrap();
+            let mut want = vec![0f32; rows * heads * head_dim];
+            twins::attention(
+                &qh,
+                &k2,
+                &v2,
+                &slot,
+                &len,
+                s,
+                1.0 / (head_dim as f32).sqrt(),
+                &mut want,
+                dt,
+            );
+            let tol = if dt == Dt::Bf16 { 1e-2 } else { 1e-5 };
+            close(
+                &format!("attention {dt:?} {heads}/{kv_heads}x{head_dim} len<={max_len}"),
+                &g.download_f32(&out, "").unwrap(),
+                &want,
+                tol,
+                tol,
+            );
+        }
+    }
+}
+
+#[test]
+fn sampler_logprob_and_sketch_match_their_twins_exactly() {
+    let g = gpu();
+    for &(rows, vocab) in &[(1usize, 512usize), (17, 32_000), (64, 151_936)] {
+        let logits: Vec<f32> = rand_vec(rows * vocab, vocab as u64)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * [1.0, 8.0, 30.0][i % 3])
+            .collect();
+        let u: Vec<f64> = rand_vec(rows, 9)
+            .iter()
+            .map(|v| f64::from(v.abs()))
+            .collect();
+        let temps: Vec<f32> = (0..rows).map(|r| [0.7f32, 1.0, 1.3][r % 3]).collect();
+        let ld = g.upload(&logits, "").unwrap();
+        let (mut tok, mut lp, mut st) = (
+            g.upload(&vec![u32::MAX; rows], "").unwrap(),
+            g.upload(&vec![f64::NAN; rows], "").unwrap(),
+            g.upload(&vec![u32::MAX; rows], "").unwrap(),
+        );
+        let td = g.upload(&temps, "").unwrap();
+        g.sample(
+            &ld,
+            &g.upload(&u, "").unwrap(),
+            vocab,
+            &td,
+            &mut tok,
+            &mut lp,
+            &mut st,
+        )
+        .unwrap();
+        let (tok, lp, st) = (
+            g.download(&tok, "").unwrap(),
+            g.download(&lp, "").unwrap(),
+            g.download(&st, "").unwrap(),
+        );
+        let (mut lp2, mut st2) = (
+            g.upload(&vec![f64::NAN; rows], "").unwrap(),
+            g.upload(&vec![u32::MAX; rows], "").unwrap(),
+        );
+        g.logprob(
+            &ld,
+            &g.upload(&tok, "").unwrap(),
+            vocab,
+            &td,
+            &mut lp2,
+            &mut st2,
+        )
+        .unwrap();
+        let lp2 = g.download(&lp2, "").unwrap();
+        for r in 0..rows {
+            let z = &logits[r * vocab..(r + 1) * vocab];
+            let (t, l) = twins::sample(z, u[r], temps[r]).unwrap();
+            assert_eq!(st[r], 0);
+            assert_eq!(tok[r], t, "row {r}: sampled token");
+            assert!(
+                (lp[r] - l).abs() <= 1e-12 + 1e-12 * l.abs(),
+                "row {r}: logprob {} vs {l}",
+                lp[r]
+            );
+            assert!(
+                (lp2[r] - twins::logprob(z, t, temps[r]).unwrap()).abs() <= 1e-12 + 1e-12 * l.abs()
+            );
+        }
+        println!("sampler: {rows} rows of {vocab}: tokens equal, logprobs within 1e-12");
+    }
+    // a non-finite logit is reported with its index
+    let mut z = rand_vec(1000, 3);
+    z[417] = f32::INFINITY;
+    let (mut tok, mut lp, mut st) = (
+        g.zeros::<u32>(1, "").unwrap(),
+        g.zeros::<f64>(1, "").unwrap(),
+        g.zeros::<u32>(1, "").unwrap(),
+    );
+    g.sample(
+        &g.upload(&z, "").unwrap(),
+        &g.upload(&[0.5f64], "").unwrap(),
+        1000,
+        &g.upload(&[1.0f32], "").unwrap(),
+        &mut tok,
+        &mut lp,
+        &mut st,
+    )
+    .unwrap();
+    assert_eq!(g.download(&st, "").unwrap(), vec![418]);
+
+    for &(rows, dim) in &[(1usize, 64usize), (9, 896), (40, 1536), (3, 8192)] {
+        let planes = SketchPlanes::new(&[dim as u8; 32], dim).unwrap();
+        let mut hidden: Vec<f32> = rand_vec(rows * dim, dim as u64)
+            .iter()
+            .map(|v| v * 20.0)
+            .collect();
+        hidden[5] = 0.0; // ties and zeros
+        hidden[6] = -0.0;
+        let (mut out, mut st) = (
+            g.upload(&vec![0xdeadbeefu32; rows * 4], "").unwrap(),
+            g.upload(&vec![u32::MAX; rows], "").unwrap(),
+        );
+        g.sketch(
+            &g.upload(&hidden, "").unwrap(),
+            rows,
+            &g.upload(&twins::plane_words(&planes), "").unwrap(),
+            &mut out,
+            &mut st,
+        )
+        .unwrap();
+        let (out, st) = (g.download(&out, "").unwrap(), g.download(&st, "").unwrap());
+        for r in 0..rows {
+            assert_eq!(st[r], 0);
+            let want = twins::sketch(&hidden[r * dim..(r + 1) * dim], &planes).unwrap();
+            let got: Vec<u8> = out[4 * r..4 * r + 4]
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .collect();
+            assert_eq!(got, want.0, "sketch row {r} dim {dim}");
+        }
+        println!("sketch: {rows} rows of {dim}: bit-identical");
+    }
+}
+
+#[test]
+fn forward_matches_the_cpu_engine_on_stories260k() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/stories260K");
+    let cpu = Model::load(&dir).unwrap();
+    let prompt: Vec<u32> = (0..200u32).map(|i| (i * 7 + 1) % 512).collect();
+    let mut seq = cpu.new_sequence();
+    let want = cpu
+        .forward(&mut [&mut seq], &[&prompt], LogitsFor::All)
+        .unwrap();
+    let model = CudaModel::new(gpu(), Model::load(&dir).unwrap()).unwrap();
+    let mut kv = model.new_cache(1, 512).unwrap();
+    let n = prompt.len() as u32;
+    // the prompt in two passes: the second attends to the cached first part
+    let (a, b) = (150usize, prompt.len());
+    let rows: Vec<u32> = (0..a as u32).collect();
+    let f1 = model
+        .forward(&mut kv, &prompt[..a], &vec![0; a], &rows, &rows, true)
+        .unwrap();
+    let rows2: Vec<u32> = (a as u32..n).collect();
+    let outs2: Vec<u32> = (0..(b - a) as u32).collect();
+    let f2 = model
+        .forward(&mut kv, &prompt[a..], &vec![0; b - a], &rows2, &outs2, true)
+        .unwrap();
+    let g = model.gpu();
+    let mut hidden = g.download(&f1.hidden, "").unwrap();
+    hidden.extend(g.download(&f2.hidden, "").unwrap());
+    let mut logits = g.download(f1.logits.as_ref().unwrap(), "").unwrap();
+    logits.extend(g.download(f2.logits.as_ref().unwrap(), "").unwrap());
+    close(
+        "stories260K final hidden states",
+        &hidden,
+        &want.hidden,
+        1e-4,
+        1e-4,
+    );
+    close("stories260K logits", &logits, &want.logits, 1e-4, 1e-4);
+}
