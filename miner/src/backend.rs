@@ -1,5 +1,5 @@
-//! The generation interface the miner drives: the CPU engine now, the CUDA
-//! backend later behind the same trait.
+//! The generation interface the miner drives: the CPU engine, and the CUDA
+//! backend (feature `cuda`) behind the same trait.
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
@@ -55,6 +55,9 @@ pub trait Backend: Send + Sync {
 pub enum BackendKind {
     /// The CPU engine (grail-engine).
     Cpu,
+    /// The CUDA backend (grail-kernels; built with `--features cuda`).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 /// The CPU engine: groups prefilled in one pass, all rollouts decoded as one batch.
@@ -106,27 +109,82 @@ impl Backend for CpuBackend {
         jobs: &[GroupJob<'_>],
         opts: &JobOptions<'_>,
     ) -> Result<Vec<Vec<Completion>>, EngineError> {
-        let requests: Vec<GroupRequest<'_>> = jobs
-            .iter()
-            .map(|j| GroupRequest {
-                prompt: j.prompt,
-                sampler: Sampler::Verifiable {
-                    temperature: opts.temperature,
-                    seeds: j.seeds,
-                },
-            })
-            .collect();
-        generate_groups(
-            &self.model,
-            &requests,
-            &GenerateOptions {
-                max_new_tokens: opts.max_new_tokens,
-                stop_tokens: opts.stop_tokens,
-                keep_hidden: false,
-                sketch: Some(opts.planes),
-                cancel: opts.cancel,
-            },
+        generate_groups(&self.model, &requests(jobs, opts), &engine_options(opts))
+    }
+}
+
+/// The CUDA backend: the same groups, generated on GPU 0 by grail-kernels.
+#[cfg(feature = "cuda")]
+#[derive(Debug)]
+pub struct CudaBackend {
+    model: grail_kernels::cuda::CudaModel,
+}
+
+#[cfg(feature = "cuda")]
+impl CudaBackend {
+    /// Load `dir` (as [`CpuBackend::load`]) and upload it to GPU 0.
+    pub fn load(dir: &Path, context_limit: Option<u32>) -> Result<CudaBackend, EngineError> {
+        let cpu = CpuBackend::load(dir, context_limit)?;
+        let gpu = grail_kernels::cuda::Gpu::new(0)?;
+        let model = grail_kernels::cuda::CudaModel::new(gpu, cpu.model)?;
+        Ok(CudaBackend { model })
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Backend for CudaBackend {
+    fn describe(&self) -> String {
+        let c = self.model.config();
+        format!(
+            "cuda, {}, {:?} storage, {} ({} layers, hidden {})",
+            self.model.gpu().describe(),
+            self.model.dt(),
+            c.architecture.hf_name(),
+            c.num_layers,
+            c.hidden_size
         )
+    }
+
+    fn model_config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+
+    fn eos_tokens(&self) -> &[u32] {
+        &self.model.config().eos_token_ids
+    }
+
+    fn generate(
+        &self,
+        jobs: &[GroupJob<'_>],
+        opts: &JobOptions<'_>,
+    ) -> Result<Vec<Vec<Completion>>, EngineError> {
+        self.model
+            .generate_groups(&requests(jobs, opts), &engine_options(opts))
+    }
+}
+
+/// The engine's request for each job: the protocol sampler at the window's
+/// temperature, one seed per rollout.
+fn requests<'a>(jobs: &[GroupJob<'a>], opts: &JobOptions<'_>) -> Vec<GroupRequest<'a>> {
+    jobs.iter()
+        .map(|j| GroupRequest {
+            prompt: j.prompt,
+            sampler: Sampler::Verifiable {
+                temperature: opts.temperature,
+                seeds: j.seeds,
+            },
+        })
+        .collect()
+}
+
+/// The engine's options for a call: sketches on, hidden states not kept.
+fn engine_options<'a>(opts: &JobOptions<'a>) -> GenerateOptions<'a> {
+    GenerateOptions {
+        max_new_tokens: opts.max_new_tokens,
+        stop_tokens: opts.stop_tokens,
+        keep_hidden: false,
+        sketch: Some(opts.planes),
+        cancel: opts.cancel,
     }
 }
 

@@ -25,6 +25,8 @@ pub mod plan;
 pub mod rollout;
 pub mod store;
 
+#[cfg(feature = "cuda")]
+pub use backend::CudaBackend;
 pub use backend::{Backend, BackendKind, CpuBackend};
 pub use follow::{Follower, NetworkSource, Shutdown};
 pub use miner::{Miner, MinerOptions, WindowOutcome, WindowSummary};

@@ -217,24 +217,32 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             Some(f) => f,
             None => return Ok(()),
         };
-        let backend = match args.backend {
-            BackendKind::Cpu => CpuBackend::load(&args.model, follower.generation.context_limit)
-                .with_context(|| format!("loading {}", args.model.display()))
-                .map_err(Failure::Usage)?,
+        let backend: Arc<dyn grail_miner::Backend> = match args.backend {
+            BackendKind::Cpu => Arc::new(
+                CpuBackend::load(&args.model, follower.generation.context_limit)
+                    .with_context(|| format!("loading {}", args.model.display()))
+                    .map_err(Failure::Usage)?,
+            ),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => Arc::new(
+                grail_miner::CudaBackend::load(&args.model, follower.generation.context_limit)
+                    .with_context(|| format!("loading {} onto the GPU", args.model.display()))
+                    .map_err(Failure::Usage)?,
+            ),
         };
         tracing::info!(
             hotkey = %keypair.hotkey().to_ss58(),
             netuid = follower.netuid,
             model = %args.model.display(),
             fingerprint = %fingerprint,
-            backend = %grail_miner::Backend::describe(&backend),
+            backend = %backend.describe(),
             store = store.url(),
             temperature_milli = follower.generation.temperature_milli,
             max_new_tokens = follower.generation.max_new_tokens,
             "miner starting"
         );
         let mut miner = Miner::new(
-            Arc::new(backend),
+            backend,
             Arc::new(tokenizer),
             keypair,
             fingerprint.0,

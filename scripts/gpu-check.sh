@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# GPU checks for the CUDA backend, in two steps, because the GPU machine has
+# CUDA 13, PyTorch and transformers but no network (no crate downloads):
+#
+#   scripts/gpu-check.sh build   # here (x86-64, network): installs nvcc from
+#                                # PyPI if needed, builds the GPU test
+#                                # executables (--features cuda, release) into
+#                                # gpu-bundle/
+#   scripts/gpu-check.sh run     # there, from the repository root with
+#                                # gpu-bundle/ beside it: runs every GPU test
+#                                # and writes gpu-bundle/report.txt
+#
+# `run` exits non-zero if any test fails. What it runs:
+# - kernels/tests/gpu_kernels.rs: every kernel against its CPU twin
+#   (poisoned outputs, several shapes; exact for sampled tokens and sketches)
+#   and the forward pass against the CPU engine on stories260K;
+# - validator/tests/gpu_rollouts.rs: >= 1,000 rollouts generated on the GPU,
+#   verified by the CPU validator with every group proven; zero rejections,
+#   and the GPU-vs-CPU sketch / logprob deviation distribution.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bundle=gpu-bundle
+
+case "${1:-}" in
+build)
+    if [ -z "${NVCC:-}" ] && ! command -v nvcc >/dev/null; then
+        scripts/install-nvcc.sh
+        export NVCC="$PWD/.nvcc/nvidia/cu13/bin/nvcc"
+    fi
+    rm -rf "$bundle" && mkdir -p "$bundle"
+    cargo test --release --no-run --features grail-validator/cuda \
+        -p grail-kernels -p grail-validator --test gpu_kernels --test gpu_rollouts \
+        --message-format=json-render-diagnostics >"$bundle/build.json"
+    python3 - "$bundle" <<'PY'
+import json, shutil, sys
+bundle = sys.argv[1]
+names = []
+for line in open(f"{bundle}/build.json"):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("gpu_kernels", "gpu_rollouts"):
+        shutil.copy(m["executable"], f"{bundle}/{m['target']['name']}")
+        names.append(m["target"]["name"])
+assert sorted(names) == ["gpu_kernels", "gpu_rollouts"], names
+PY
+    # the executables find fixtures through the build's absolute repo path
+    pwd >"$bundle/built-at"
+    rm "$bundle/build.json"
+    ls -la "$bundle"
+    ;;
+run)
+    [ -x "$bundle/gpu_kernels" ] || { echo "no $bundle/: run 'scripts/gpu-check.sh build' first" >&2; exit 2; }
+    built_at=$(cat "$bundle/built-at")
+    if [ "$built_at" != "$PWD" ] && [ ! -e "$built_at" ]; then
+        mkdir -p "$(dirname "$built_at")" && ln -s "$PWD" "$built_at"
+    fi
+    # cuBLAS 13: the toolkit's, else the one PyTorch's wheels bring
+    for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+        $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cu13/lib") for p in nvidia.__path__))' 2>/dev/null) \
+        $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cublas/lib") for p in nvidia.__path__))' 2>/dev/null); do
+        if ls "$d"/libcublas.so.13* >/dev/null 2>&1; then
+            export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+            break
+        fi
+    done
+    report="$bundle/report.txt"
+    {
+        echo "grail gpu-check $(date -u +%FT%TZ)"
+        nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+    } >"$report"
+    status=0
+    for t in gpu_kernels gpu_rollouts; do
+        echo "== $t" | tee -a "$report"
+        if ! "$bundle/$t" --nocapture --test-threads=1 2>&1 | tee -a "$report"; then
+            status=1
+        fi
+    done
+    echo "== result: $([ $status = 0 ] && echo PASS || echo FAIL)" | tee -a "$report"
+    exit $status
+    ;;
+*)
+    echo "usage: scripts/gpu-check.sh build|run" >&2
+    exit 2
+    ;;
+esac
