@@ -2,16 +2,11 @@
 //! tampered ones, usage errors, and fetching from a loopback relay.
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-fn grail(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_grail"))
-        .args(args)
-        .output()
-        .expect("run grail")
-}
+use crate::run as grail;
 
 fn text(o: &Output) -> String {
     format!(

@@ -3,18 +3,14 @@
 #[path = "../../../chain/tests/common/fake_subtensor.rs"]
 mod fake_subtensor;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use fake_subtensor::{dead_endpoint, fake_block_hash, ChainState, FakeSubtensor};
 
 /// `grail chain <args>` with no subtensor variables in the environment except `env`.
 fn chain(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_grail"));
-    cmd.arg("chain")
-        .args(args)
-        .env_remove("BT_SUBTENSOR_CHAIN_ENDPOINT")
-        .env_remove("BT_SUBTENSOR_NETWORK")
-        .env_remove("RUST_LOG");
+    let mut cmd = crate::grail();
+    cmd.arg("chain").args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1,15 +1,10 @@
 //! `grail challenge` end to end: problem output in text, JSON and DIMACS,
 //! scoring completions, and usage errors.
-use std::process::{Command, Output};
+use std::process::Output;
 
 const SEED: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
 
-fn grail(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_grail"))
-        .args(args)
-        .output()
-        .expect("run grail")
-}
+use crate::run as grail;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -236,7 +231,7 @@ fn unwritable_stdout_is_exit_2_not_a_panic() {
         &["challenge", "--kind", "math", "--seed", SEED],
         &["keys", "show", "--dev", "alice"],
     ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_grail"))
+        let o = crate::grail()
             .args(args)
             .stdout(full.try_clone().unwrap())
             .output()

@@ -2,7 +2,7 @@
 //! model files, 2 missing directory or file). Never a panic (101).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 /// Same value as grail-core/tests/fingerprint.rs, cross-checked with
 /// scripts/protocol_ref.py.
@@ -12,19 +12,11 @@ const STORIES260K_FINGERPRINT: &str =
 const STORIES260K: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/stories260K");
 
 fn grail_fingerprint(model: &Path) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_grail"))
-        .arg("fingerprint")
-        .arg("--model")
-        .arg(model)
-        .output()
-        .expect("run grail");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    crate::run(&[
+        "fingerprint",
+        "--model",
+        model.to_str().expect("UTF-8 path"),
+    ])
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `grail inspect` end to end: valid, corrupted, truncated, tampered and
 //! missing files. Exit codes 0 / 1 / 2, never a panic (101) or a hang.
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use grail_core::keys::Keypair;
@@ -8,7 +8,7 @@ use grail_core::wire::{WindowFile, PREAMBLE_BYTES};
 use grail_tests::{reseal, sample_file};
 
 fn grail(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_grail"))
+    let mut child = crate::grail()
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,6 +1,6 @@
 //! `grail keys show`, run as a process: output, exit codes, error messages.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const ALICE_SS58: &str = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
 const ALICE_PUBLIC_HEX: &str = "d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d";
@@ -11,14 +11,8 @@ const BOB_SS58: &str = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
 /// `grail keys show <args>` with a clean environment: no btcli variables, and
 /// HOME pointing at `home`.
 fn keys_show(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_grail"));
-    cmd.args(["keys", "show"])
-        .args(args)
-        .env_remove("BT_WALLET_PATH")
-        .env_remove("BT_WALLET_NAME")
-        .env_remove("BT_WALLET_HOTKEY")
-        .env_remove("RUST_LOG")
-        .env("HOME", home);
+    let mut cmd = crate::grail();
+    cmd.args(["keys", "show"]).args(args).env("HOME", home);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -16,8 +16,28 @@ mod validate;
 /// The `grail` binary with the environment variables it reads cleared.
 pub fn grail() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_grail"));
-    cmd.env_remove("BT_SUBTENSOR_CHAIN_ENDPOINT")
-        .env_remove("BT_SUBTENSOR_NETWORK")
-        .env_remove("RUST_LOG");
+    for var in [
+        "BT_SUBTENSOR_CHAIN_ENDPOINT",
+        "BT_SUBTENSOR_NETWORK",
+        "BT_WALLET_PATH",
+        "BT_WALLET_NAME",
+        "BT_WALLET_HOTKEY",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd
+}
+
+/// Runs `grail args` to completion; a panic (exit 101) fails the test
+/// whatever the test expects of the exit code.
+pub fn run(args: &[&str]) -> std::process::Output {
+    let out = grail().args(args).output().expect("run grail");
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "grail {args:?} panicked: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }

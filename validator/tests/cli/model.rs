@@ -3,7 +3,6 @@
 //! with a message on every kind of bad input (never a panic).
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use grail_core::sampling::{sample, Uniforms};
 use grail_engine::{LogitsFor, Model, Tokenizer};
@@ -13,19 +12,7 @@ fn fixtures() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures"))
 }
 
-fn grail(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_grail"))
-        .args(args)
-        .output()
-        .expect("run grail");
-    assert_ne!(
-        out.status.code(),
-        Some(101),
-        "panicked: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use crate::run as grail;
 
 fn ok_stdout(args: &[&str]) -> String {
     let out = grail(args);

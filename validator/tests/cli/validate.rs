@@ -20,15 +20,14 @@ use grail_validator::state::ValidatorDb;
 const STORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/stories260K");
 
 fn validate(url: &str, store: &Path, out: &Path, windows: Option<u64>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_grail"));
-    cmd.env_remove("RUST_LOG")
-        .args([
-            "-q", "validate", "--devnet", url, "--model", STORIES, "--store",
-        ])
-        .arg(format!("file://{}", store.display()))
-        .arg("--out")
-        .arg(out)
-        .stdout(Stdio::null());
+    let mut cmd = crate::grail();
+    cmd.args([
+        "-q", "validate", "--devnet", url, "--model", STORIES, "--store",
+    ])
+    .arg(format!("file://{}", store.display()))
+    .arg("--out")
+    .arg(out)
+    .stdout(Stdio::null());
     if let Some(n) = windows {
         cmd.args(["--windows", &n.to_string()]);
     }
