@@ -42,6 +42,17 @@ impl Sampler<'_> {
             Sampler::Verifiable { seeds, .. } => seeds.len(),
         }
     }
+
+    /// Each rollout's uniform stream, in rollout order (`None` for greedy
+    /// rollouts).
+    pub fn streams(&self) -> Vec<Option<Uniforms>> {
+        match self {
+            Sampler::Verifiable { seeds, .. } => {
+                seeds.iter().map(|s| Some(Uniforms::new(s))).collect()
+            }
+            Sampler::Greedy { n } => (0..*n).map(|_| None).collect(),
+        }
+    }
 }
 
 /// One group of [`generate_groups`]: a prompt and how to sample its
@@ -92,6 +103,50 @@ pub struct Completion {
     /// Sketches of those states, if planes were given.
     pub sketches: Option<Vec<Sketch>>,
     pub finish: FinishReason,
+}
+
+impl Completion {
+    /// A completion with nothing generated yet, collecting the hidden states
+    /// and sketches `opts` asks for.
+    pub fn empty(opts: &GenerateOptions<'_>) -> Completion {
+        Completion {
+            tokens: Vec::new(),
+            logprobs: Vec::new(),
+            hidden: opts.keep_hidden.then(Vec::new),
+            sketches: opts.sketch.map(|_| Vec::new()),
+            finish: FinishReason::Length,
+        }
+    }
+
+    /// Records the token chosen at completion position `t` with its
+    /// logprob, its hidden state (kept if `opts` asks) and its sketch (kept
+    /// if this completion collects sketches); returns true when the rollout
+    /// is finished: a stop token (finish [`FinishReason::Stop`]) or
+    /// `max_new_tokens` reached.
+    pub fn record(
+        &mut self,
+        t: usize,
+        token: u32,
+        logprob: f64,
+        hidden: Option<&[f32]>,
+        sketch: Option<Sketch>,
+        opts: &GenerateOptions<'_>,
+    ) -> bool {
+        self.tokens.push(token);
+        self.logprobs.push(logprob);
+        if let (Some(hs), Some(h)) = (&mut self.hidden, hidden) {
+            hs.extend_from_slice(h);
+        }
+        if let (Some(sk), Some(s)) = (&mut self.sketches, sketch) {
+            sk.push(s);
+        }
+        if opts.stop_tokens.contains(&token) {
+            self.finish = FinishReason::Stop;
+            true
+        } else {
+            t + 1 == opts.max_new_tokens
+        }
+    }
 }
 
 /// One rollout in flight.
@@ -241,12 +296,7 @@ pub fn generate_groups(
     let mut active: Vec<Active> = Vec::new();
     for (group, (g, base)) in groups.iter().zip(bases).enumerate() {
         let n = g.sampler.rollouts();
-        let uniforms: Vec<Option<Uniforms>> = match g.sampler {
-            Sampler::Verifiable { seeds, .. } => {
-                seeds.iter().map(|s| Some(Uniforms::new(s))).collect()
-            }
-            Sampler::Greedy { .. } => (0..n).map(|_| None).collect(),
-        };
+        let uniforms = g.sampler.streams();
         // fork the prompt's cache: clones for all but the last rollout,
         // which takes the original
         let mut seqs: Vec<Sequence> = (1..n).map(|_| base.clone()).collect();
@@ -257,13 +307,7 @@ pub fn generate_groups(
                 uniforms,
                 seq,
                 row: group,
-                out: Completion {
-                    tokens: Vec::new(),
-                    logprobs: Vec::new(),
-                    hidden: opts.keep_hidden.then(Vec::new),
-                    sketches: opts.sketch.map(|_| Vec::new()),
-                    finish: FinishReason::Length,
-                },
+                out: Completion::empty(opts),
                 done: false,
             });
         }
@@ -286,24 +330,16 @@ pub fn generate_groups(
                 }
                 .in_group(a.group)
             })?;
-            a.out.tokens.push(token);
-            a.out.logprobs.push(logprob);
-            if let Some(hs) = &mut a.out.hidden {
-                hs.extend_from_slice(hidden);
-            }
-            if let (Some(sk), Some(planes)) = (&mut a.out.sketches, opts.sketch) {
-                // the planes' dimension was checked against the model's
-                sk.push(planes.sketch(hidden).map_err(|e| {
+            // the planes' dimension was checked against the model's
+            let sketch = opts
+                .sketch
+                .map(|planes| planes.sketch(hidden))
+                .transpose()
+                .map_err(|e| {
                     EngineError::InvalidRequest(format!("sketch at position {t}: {e}"))
                         .in_group(a.group)
-                })?);
-            }
-            if opts.stop_tokens.contains(&token) {
-                a.out.finish = FinishReason::Stop;
-                a.done = true;
-            } else if t + 1 == opts.max_new_tokens {
-                a.done = true;
-            }
+                })?;
+            a.done = a.out.record(t, token, logprob, Some(hidden), sketch, opts);
         }
         // feed every unfinished rollout of every group its new token, as
         // one batch

@@ -40,7 +40,9 @@ pub trait Backend: Send + Sync {
         self.model_config().hidden_size
     }
     /// The model's end-of-sequence ids.
-    fn eos_tokens(&self) -> &[u32];
+    fn eos_tokens(&self) -> &[u32] {
+        &self.model_config().eos_token_ids
+    }
     /// Generate every group's rollouts; `out[g][r]` is rollout `r` of group
     /// `g`, with tokens, logprobs and sketches.
     fn generate(
@@ -100,10 +102,6 @@ impl Backend for CpuBackend {
         self.model.config()
     }
 
-    fn eos_tokens(&self) -> &[u32] {
-        &self.model.config().eos_token_ids
-    }
-
     fn generate(
         &self,
         jobs: &[GroupJob<'_>],
@@ -147,10 +145,6 @@ impl Backend for CudaBackend {
 
     fn model_config(&self) -> &ModelConfig {
         self.model.config()
-    }
-
-    fn eos_tokens(&self) -> &[u32] {
-        &self.model.config().eos_token_ids
     }
 
     fn generate(

@@ -11,7 +11,7 @@ use grail_core::sampling::{self, SamplingError, Uniforms};
 use grail_core::sketch::{Sketch, SketchError, SketchPlanes};
 use grail_engine::generate::{argmax, check_cancel};
 use grail_engine::{
-    validate_groups, Completion, EngineError, FinishReason, GenerateOptions, GroupRequest, Sampler,
+    validate_groups, Completion, EngineError, GenerateOptions, GroupRequest, Sampler,
 };
 
 use super::model::CudaModel;
@@ -103,23 +103,11 @@ impl CudaModel {
         let mut first = Vec::with_capacity(groups.len());
         for (gi, g) in groups.iter().enumerate() {
             first.push(active.len());
-            let streams: Vec<Option<Uniforms>> = match g.sampler {
-                Sampler::Verifiable { seeds, .. } => {
-                    seeds.iter().map(|s| Some(Uniforms::new(s))).collect()
-                }
-                Sampler::Greedy { n } => (0..n).map(|_| None).collect(),
-            };
-            for uniforms in streams {
+            for uniforms in g.sampler.streams() {
                 active.push(Active {
                     group: gi,
                     uniforms,
-                    out: Completion {
-                        tokens: Vec::new(),
-                        logprobs: Vec::new(),
-                        hidden: opts.keep_hidden.then(Vec::new),
-                        sketches: opts.sketch.map(|_| Vec::new()),
-                        finish: FinishReason::Length,
-                    },
+                    out: Completion::empty(opts),
                     done: false,
                 });
             }
@@ -188,24 +176,16 @@ impl CudaModel {
                     }
                     .in_group(a.group)
                 })?;
-                a.out.tokens.push(token);
-                a.out.logprobs.push(logprob);
-                if let (Some(hs), Some(host)) = (&mut a.out.hidden, &host_hidden) {
-                    hs.extend_from_slice(&host[j * h..(j + 1) * h]);
-                }
-                if let (Some(sk), Some(all)) = (&mut a.out.sketches, &sketches) {
-                    let s = all[j].clone().map_err(|e| {
+                let sketch = sketches
+                    .as_ref()
+                    .map(|all| all[j].clone())
+                    .transpose()
+                    .map_err(|e| {
                         EngineError::InvalidRequest(format!("sketch at position {t}: {e}"))
                             .in_group(a.group)
                     })?;
-                    sk.push(s);
-                }
-                if opts.stop_tokens.contains(&token) {
-                    a.out.finish = FinishReason::Stop;
-                    a.done = true;
-                } else if t + 1 == opts.max_new_tokens {
-                    a.done = true;
-                }
+                let hidden_row = host_hidden.as_ref().map(|host| &host[j * h..(j + 1) * h]);
+                a.done = a.out.record(t, token, logprob, hidden_row, sketch, opts);
             }
             let feed: Vec<usize> = live.into_iter().filter(|&i| !active[i].done).collect();
             if feed.is_empty() {

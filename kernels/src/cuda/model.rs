@@ -153,7 +153,7 @@ impl CudaModel {
     /// runs in f32.
     pub fn new(gpu: Arc<Gpu>, model: Model) -> Result<CudaModel, CudaError> {
         let c = model.config().clone();
-        let (h, d) = (c.hidden_size, c.head_dim);
+        let d = c.head_dim;
         if !c.num_heads.is_multiple_of(c.num_kv_heads)
             || c.num_heads / c.num_kv_heads > ATTN_MAX_GROUP
             || d > ATTN_MAX_HEAD_DIM
@@ -238,7 +238,6 @@ impl CudaModel {
             .sum::<usize>()
             * dt.size()
             + lm_head.as_ref().unwrap_or(&embed).len() * dt.size();
-        let _ = (h, d);
         Ok(CudaModel {
             gpu,
             cpu: model,
