@@ -33,7 +33,6 @@ __device__ void attention_split(const float* __restrict__ q, const T* __restrict
                                 int head_dim, int cap, float scale, float* __restrict__ part_acc,
                                 float* __restrict__ part_ml) {
     extern __shared__ float smem[];
-    __shared__ float ms[ATTN_MAX_GROUP];
     const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, splits = gridDim.z;
     const int group = heads / kv_heads;
     const int p0 = s * ATTN_SPLIT;
@@ -87,7 +86,6 @@ __device__ void attention_split(const float* __restrict__ q, const T* __restrict
         }
         for (int o = 16; o > 0; o >>= 1) l = __fadd_rn(l, __shfl_xor_sync(0xffffffffu, l, o));
         if (lane == 0) {
-            ms[g] = m;
             const size_t out = (((size_t)r * heads + h * group + g) * splits + s) * 2;
             part_ml[out] = m;
             part_ml[out + 1] = l;
