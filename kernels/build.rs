@@ -1,7 +1,9 @@
 //! With the `cuda` feature: compiles every `cuda/*.cu` with nvcc into a
 //! fatbin (SASS for sm_80 and sm_90, plus compute_90 PTX for later GPUs) in
 //! OUT_DIR, with the flags `scripts/check-kernels.sh` uses (warnings are
-//! errors, no FMA contraction). Without it: nothing, so the workspace builds
+//! errors, no FMA contraction). With only `emulated`: a placeholder image
+//! per file (`grail-emulated:<name>`), which only the CPU emulation of
+//! kernels/check accepts. Without either: nothing, so the workspace builds
 //! with no CUDA toolkit.
 //!
 //! nvcc is looked up in `NVCC`, then `CUDA_HOME`/`CUDA_PATH` `/bin/nvcc`,
@@ -24,15 +26,23 @@ const KERNELS: &[&str] = &[
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-env-changed=CARGO_FEATURE_CUDA");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     if std::env::var_os("CARGO_FEATURE_CUDA").is_none() {
+        if std::env::var_os("CARGO_FEATURE_EMULATED").is_some() {
+            for name in KERNELS {
+                let image = format!("grail-emulated:{name}\0");
+                std::fs::write(out.join(format!("{name}.fatbin")), image)
+                    .expect("writing a placeholder kernel image to OUT_DIR");
+            }
+        } else if std::env::var_os("CARGO_FEATURE_HOST").is_some() {
+            panic!("grail-kernels: the `host` feature needs `cuda` (nvcc-compiled kernels) or `emulated`");
+        }
         return;
     }
     for var in ["NVCC", "CUDA_HOME", "CUDA_PATH", "PATH"] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     let src = manifest.join("cuda");
     println!(
         "cargo:rerun-if-changed={}",

@@ -32,7 +32,7 @@ __device__ void attention_split(const float* __restrict__ q, const T* __restrict
                                 const uint32_t* __restrict__ len, int heads, int kv_heads,
                                 int head_dim, int cap, float scale, float* __restrict__ part_acc,
                                 float* __restrict__ part_ml) {
-    extern __shared__ float smem[];
+    GRAIL_DYNAMIC_SMEM(float, smem);
     const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, splits = gridDim.z;
     const int group = heads / kv_heads;
     const int p0 = s * ATTN_SPLIT;

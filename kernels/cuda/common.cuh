@@ -13,6 +13,16 @@
 
 typedef __nv_bfloat16 bf16;
 
+// Dynamic shared memory, and a check before a pointer is read as a 16- or
+// 8-byte vector; the CPU emulation of kernels/check (cuda_emu.h) defines
+// both its own way (a per-block buffer; an abort on a misaligned address).
+#ifndef GRAIL_DYNAMIC_SMEM
+#define GRAIL_DYNAMIC_SMEM(T, name) extern __shared__ __align__(16) T name[]
+#endif
+#ifndef GRAIL_CHECK_ALIGNED
+#define GRAIL_CHECK_ALIGNED(p, bytes) ((void)0)
+#endif
+
 // Storage <-> f32.
 __device__ __forceinline__ float load_f32(const float* p, size_t i) { return p[i]; }
 __device__ __forceinline__ float load_f32(const bf16* p, size_t i) { return __bfloat162float(p[i]); }

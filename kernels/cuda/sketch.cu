@@ -21,7 +21,7 @@
 extern "C" __global__ void __launch_bounds__(SKETCH_THREADS)
 sketch_f32(const float* __restrict__ hidden, const uint32_t* __restrict__ planes, int dim,
            uint32_t* __restrict__ out, uint32_t* __restrict__ status) {
-    extern __shared__ int8_t q[];
+    GRAIL_DYNAMIC_SMEM(int8_t, q);
     __shared__ unsigned int hist[256];
     __shared__ int iscratch[32];
     __shared__ int bad;

@@ -18,5 +18,5 @@
 
 pub mod twins;
 
-#[cfg(feature = "cuda")]
+#[cfg(feature = "host")]
 pub mod cuda;

@@ -112,13 +112,13 @@ impl Backend for CpuBackend {
 }
 
 /// The CUDA backend: the same groups, generated on GPU 0 by grail-kernels.
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-emulated"))]
 #[derive(Debug)]
 pub struct CudaBackend {
     model: grail_kernels::cuda::CudaModel,
 }
 
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-emulated"))]
 impl CudaBackend {
     /// Load `dir` (as [`CpuBackend::load`]) and upload it to GPU 0.
     pub fn load(dir: &Path, context_limit: Option<u32>) -> Result<CudaBackend, EngineError> {
@@ -129,7 +129,7 @@ impl CudaBackend {
     }
 }
 
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-emulated"))]
 impl Backend for CudaBackend {
     fn describe(&self) -> String {
         let c = self.model.config();

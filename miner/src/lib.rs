@@ -25,7 +25,7 @@ pub mod plan;
 pub mod rollout;
 pub mod store;
 
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-emulated"))]
 pub use backend::CudaBackend;
 pub use backend::{Backend, BackendKind, CpuBackend};
 pub use follow::{Follower, NetworkSource, Shutdown};

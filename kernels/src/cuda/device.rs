@@ -182,6 +182,11 @@ impl Gpu {
             )));
         }
         let name = ctx.name().op(|| "reading the device name".into())?;
+        if !super::REAL_KERNELS && name != super::EMULATOR_NAME {
+            return Err(CudaError::Unsupported(format!(
+                "this build of grail-kernels carries placeholder kernels (feature `emulated`, for the CPU emulation in kernels/check), not kernels for {name}: build with --features cuda"
+            )));
+        }
         let capability = ctx
             .compute_capability()
             .op(|| "reading the compute capability".into())?;

@@ -9,6 +9,14 @@ mod generate;
 mod model;
 
 pub use device::{DBuf, Gpu};
+
+/// Whether this build carries nvcc-compiled kernels (feature `cuda`), or
+/// only the placeholders of feature `emulated`, which run nowhere but on
+/// kernels/check's CPU emulation of the driver.
+pub const REAL_KERNELS: bool = cfg!(feature = "cuda");
+
+/// The device name kernels/check's emulated driver reports.
+pub const EMULATOR_NAME: &str = "grail CPU emulator";
 pub use model::{CudaModel, DeviceForward, KvCache};
 
 /// What went wrong on the device; every message names the operation.

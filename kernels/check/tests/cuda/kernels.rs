@@ -1,9 +1,9 @@
-//! Every kernel against its CPU twin on a GPU (built with `--features cuda`,
-//! run by scripts/gpu-check.sh): fresh random inputs of several shapes,
+//! Every kernel against its CPU twin, on the device `grail_cuda_check`
+//! picks (the CPU emulation by default, GPU 0 with `--features cuda` as
+//! scripts/gpu-check.sh runs it): fresh random inputs of several shapes,
 //! output buffers poisoned with NaN before each launch, floats compared as
 //! |gpu - cpu| <= atol + rtol |cpu|, sketches and sampled tokens exactly.
 //! Then the whole forward pass against the CPU engine on stories260K.
-#![cfg(feature = "cuda")]
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use grail_kernels::cuda::{CudaModel, DBuf, Gpu};
 use grail_kernels::twins::{self, AttnShape, Dt};
 
 fn gpu() -> Arc<Gpu> {
-    Gpu::new(0).expect("a CUDA device")
+    grail_cuda_check::device()
 }
 
 fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
@@ -467,7 +467,7 @@ fn sampler_logprob_and_sketch_match_their_twins_exactly() {
 #[test]
 fn forward_matches_the_cpu_engine_on_stories260k() {
     let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/stories260K");
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stories260K");
     let cpu = Model::load(&dir).unwrap();
     let prompt: Vec<u32> = (0..200u32).map(|i| (i * 7 + 1) % 512).collect();
     let mut seq = cpu.new_sequence();

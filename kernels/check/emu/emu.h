@@ -1,0 +1,15 @@
+// What the emulated driver (driver.cpp) needs from the kernel table
+// (kernels.cpp).
+#pragma once
+#include <cstddef>
+
+struct dim3;
+
+namespace emu {
+struct Kernel {
+    const char* name;
+    void (*run)(dim3 grid, dim3 block, size_t smem, void** params);
+};
+// The kernel called `name`, or null.
+const Kernel* find_kernel(const char* name);
+}  // namespace emu

@@ -1,0 +1,139 @@
+//! The CUDA backend's rollouts against the CPU engine's, on the device
+//! `grail_cuda_check` picks (the CPU emulation in CI, GPU 0 with
+//! `--features cuda`): the same prompts, seeds and options through
+//! `CudaModel::generate_groups` and `grail_engine::generate_groups` on
+//! stories260K (f32: the two differ only in summation order). Groups of
+//! different prompt lengths and sizes share one batch, one group is greedy,
+//! and EOS ends some rollouts early, so prefill packing, cache forking, the
+//! shrinking decode batch, the sampler and sketch kernels and the host
+//! bookkeeping all have to agree with the reference.
+use grail_core::hash::{derive, Digest};
+use grail_core::sketch::SketchPlanes;
+use grail_engine::{generate_groups, GenerateOptions, GroupRequest, Model, Sampler};
+use grail_kernels::cuda::{CudaModel, REAL_KERNELS};
+
+fn stories() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stories260K")
+}
+
+fn prompt(len: usize, salt: u32) -> Vec<u32> {
+    (0..len as u32)
+        .map(|i| (i * 37 + salt * 11 + 1) % 512)
+        .collect()
+}
+
+fn seeds(n: usize, salt: u8) -> Vec<Digest> {
+    (0..n as u32)
+        .map(|r| {
+            derive(
+                "grail/v1/test-cuda-generation",
+                &[&[salt], &r.to_le_bytes()],
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn generation_matches_the_cpu_engine() {
+    let dir = stories();
+    let gpu = grail_cuda_check::device();
+    let cpu = Model::load(&dir).unwrap();
+    let model = CudaModel::new(gpu, Model::load(&dir).unwrap()).unwrap();
+    // the emulation runs every CUDA thread as a fiber: keep it short there
+    let (lens, new_tokens) = if REAL_KERNELS {
+        ([300usize, 17, 120], 96)
+    } else {
+        ([21usize, 6, 13], 10)
+    };
+    let prompts: Vec<Vec<u32>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| prompt(l, i as u32))
+        .collect();
+    let (s0, s1) = (seeds(16, 0), seeds(3, 1));
+    let groups = [
+        GroupRequest {
+            prompt: &prompts[0],
+            sampler: Sampler::Verifiable {
+                temperature: 1.0,
+                seeds: &s0,
+            },
+        },
+        GroupRequest {
+            prompt: &prompts[1],
+            sampler: Sampler::Greedy { n: 2 },
+        },
+        GroupRequest {
+            prompt: &prompts[2],
+            sampler: Sampler::Verifiable {
+                temperature: 0.7,
+                seeds: &s1,
+            },
+        },
+    ];
+    let planes = SketchPlanes::new(&[5u8; 32], cpu.config().hidden_size).unwrap();
+    // stories260K's EOS, and a frequent token, so that rollouts end at
+    // different steps and the decode batch shrinks
+    let stop = [cpu.config().eos_token_ids[0], 13];
+    let opts = GenerateOptions {
+        max_new_tokens: new_tokens,
+        stop_tokens: &stop,
+        keep_hidden: true,
+        sketch: Some(&planes),
+        cancel: None,
+    };
+    let want = generate_groups(&cpu, &groups, &opts).unwrap();
+    let got = model.generate_groups(&groups, &opts).unwrap();
+    assert_eq!(got.len(), want.len());
+    let h = cpu.config().hidden_size;
+    let (mut rollouts, mut tokens, mut early) = (0, 0, 0);
+    let (mut worst_lp, mut worst_hidden, mut worst_sketch) = (0f64, 0f32, 0u32);
+    for (g, (gg, wg)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(gg.len(), wg.len(), "group {g}: rollouts");
+        for (r, (a, b)) in gg.iter().zip(wg).enumerate() {
+            assert_eq!(a.tokens, b.tokens, "group {g} rollout {r}: tokens");
+            assert_eq!(a.finish, b.finish, "group {g} rollout {r}: finish");
+            for (t, (x, y)) in a.logprobs.iter().zip(&b.logprobs).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4,
+                    "group {g} rollout {r} position {t}: logprob {x} vs {y}"
+                );
+                worst_lp = worst_lp.max((x - y).abs());
+            }
+            let (ha, hb) = (a.hidden.as_ref().unwrap(), b.hidden.as_ref().unwrap());
+            assert_eq!(
+                ha.len(),
+                a.tokens.len() * h,
+                "group {g} rollout {r}: hidden"
+            );
+            for (i, (x, y)) in ha.iter().zip(hb).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 + 1e-4 * y.abs(),
+                    "group {g} rollout {r} hidden[{i}]: {x} vs {y}"
+                );
+                worst_hidden = worst_hidden.max((x - y).abs());
+            }
+            let (ka, kb) = (a.sketches.as_ref().unwrap(), b.sketches.as_ref().unwrap());
+            assert_eq!(ka.len(), a.tokens.len());
+            for (t, (x, y)) in ka.iter().zip(kb).enumerate() {
+                let d = x.hamming(y);
+                assert!(
+                    d <= 2,
+                    "group {g} rollout {r} position {t}: sketch distance {d}"
+                );
+                worst_sketch = worst_sketch.max(d);
+            }
+            rollouts += 1;
+            tokens += a.tokens.len();
+            early += usize::from(a.tokens.len() < new_tokens);
+        }
+    }
+    assert!(
+        early > 0 && early < rollouts,
+        "{early} of {rollouts} rollouts ended early"
+    );
+    println!(
+        "{}: {rollouts} rollouts, {tokens} tokens ({early} ended early) equal the CPU engine's; max |logprob diff| {worst_lp:.2e}, max |hidden diff| {worst_hidden:.2e}, max sketch distance {worst_sketch}",
+        grail_cuda_check::describe()
+    );
+}
