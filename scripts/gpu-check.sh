@@ -10,13 +10,16 @@
 #                                # gpu-bundle/ beside it: runs every GPU test
 #                                # and writes gpu-bundle/report.txt
 #
-# `run` exits non-zero if any test fails. What it runs:
-# - kernels/tests/gpu_kernels.rs: every kernel against its CPU twin
-#   (poisoned outputs, several shapes; exact for sampled tokens and sketches)
-#   and the forward pass against the CPU engine on stories260K;
-# - validator/tests/gpu_rollouts.rs: >= 1,000 rollouts generated on the GPU,
-#   verified by the CPU validator with every group proven; zero rejections,
-#   and the GPU-vs-CPU sketch / logprob deviation distribution.
+# `run` exits non-zero if any test fails. What it runs: the CUDA backend's
+# test suite (kernels/check/tests/cuda, the same one CI runs on the CPU
+# emulation), built for the GPU:
+# - kernels: every kernel against its CPU twin (poisoned outputs, several
+#   shapes; exact for sampled tokens and sketches) and the forward pass
+#   against the CPU engine on stories260K;
+# - generation: rollouts against the CPU engine's, token for token;
+# - rollouts: >= 1,000 rollouts generated on the GPU, verified by the CPU
+#   validator with every group proven; zero rejections, and the GPU-vs-CPU
+#   sketch / logprob deviation distribution.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle=gpu-bundle
@@ -28,8 +31,7 @@ build)
         export NVCC="$PWD/.nvcc/nvidia/cu13/bin/nvcc"
     fi
     rm -rf "$bundle" && mkdir -p "$bundle"
-    cargo test --release --no-run --features grail-validator/cuda \
-        -p grail-kernels -p grail-validator --test gpu_kernels --test gpu_rollouts \
+    cargo test --release --no-run -p grail-cuda-check --features cuda --test cuda \
         --message-format=json-render-diagnostics >"$bundle/build.json"
     python3 - "$bundle" <<'PY'
 import json, shutil, sys
@@ -37,10 +39,10 @@ bundle = sys.argv[1]
 names = []
 for line in open(f"{bundle}/build.json"):
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] in ("gpu_kernels", "gpu_rollouts"):
-        shutil.copy(m["executable"], f"{bundle}/{m['target']['name']}")
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cuda":
+        shutil.copy(m["executable"], f"{bundle}/cuda-tests")
         names.append(m["target"]["name"])
-assert sorted(names) == ["gpu_kernels", "gpu_rollouts"], names
+assert names == ["cuda"], names
 PY
     # the executables find fixtures through the build's absolute repo path
     pwd >"$bundle/built-at"
@@ -48,7 +50,7 @@ PY
     ls -la "$bundle"
     ;;
 run)
-    [ -x "$bundle/gpu_kernels" ] || { echo "no $bundle/: run 'scripts/gpu-check.sh build' first" >&2; exit 2; }
+    [ -x "$bundle/cuda-tests" ] || { echo "no $bundle/: run 'scripts/gpu-check.sh build' first" >&2; exit 2; }
     built_at=$(cat "$bundle/built-at")
     if [ "$built_at" != "$PWD" ] && [ ! -e "$built_at" ]; then
         mkdir -p "$(dirname "$built_at")" && ln -s "$PWD" "$built_at"
@@ -68,12 +70,10 @@ run)
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     } >"$report"
     status=0
-    for t in gpu_kernels gpu_rollouts; do
-        echo "== $t" | tee -a "$report"
-        if ! "$bundle/$t" --nocapture --test-threads=1 2>&1 | tee -a "$report"; then
-            status=1
-        fi
-    done
+    echo "== CUDA backend tests" | tee -a "$report"
+    if ! "$bundle/cuda-tests" --nocapture --test-threads=1 2>&1 | tee -a "$report"; then
+        status=1
+    fi
     echo "== result: $([ $status = 0 ] && echo PASS || echo FAIL)" | tee -a "$report"
     exit $status
     ;;
