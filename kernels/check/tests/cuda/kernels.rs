@@ -464,41 +464,128 @@ fn sampler_logprob_and_sketch_match_their_twins_exactly() {
     }
 }
 
-#[test]
-fn forward_matches_the_cpu_engine_on_stories260k() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stories260K");
-    let cpu = Model::load(&dir).unwrap();
-    let prompt: Vec<u32> = (0..200u32).map(|i| (i * 7 + 1) % 512).collect();
+/// The forward pass over `prompt` in two passes (the second attends to the
+/// cached first), on the device and on the CPU engine: final hidden states
+/// and logits of every position, (device, CPU).
+fn forward_both(
+    dir: &std::path::Path,
+    prompt: &[u32],
+    split: usize,
+) -> ([Vec<f32>; 2], [Vec<f32>; 2], Dt) {
+    let cpu = Model::load(dir).unwrap();
     let mut seq = cpu.new_sequence();
     let want = cpu
-        .forward(&mut [&mut seq], &[&prompt], LogitsFor::All)
+        .forward(&mut [&mut seq], &[prompt], LogitsFor::All)
         .unwrap();
-    let model = CudaModel::new(gpu(), Model::load(&dir).unwrap()).unwrap();
-    let mut kv = model.new_cache(1, 512).unwrap();
+    let model = CudaModel::new(gpu(), Model::load(dir).unwrap()).unwrap();
+    let mut kv = model
+        .new_cache(1, prompt.len().next_power_of_two())
+        .unwrap();
     let n = prompt.len() as u32;
-    // the prompt in two passes: the second attends to the cached first part
-    let (a, b) = (150usize, prompt.len());
-    let rows: Vec<u32> = (0..a as u32).collect();
+    let rows: Vec<u32> = (0..split as u32).collect();
     let f1 = model
-        .forward(&mut kv, &prompt[..a], &vec![0; a], &rows, &rows, true)
+        .forward(
+            &mut kv,
+            &prompt[..split],
+            &vec![0; split],
+            &rows,
+            &rows,
+            true,
+        )
         .unwrap();
-    let rows2: Vec<u32> = (a as u32..n).collect();
-    let outs2: Vec<u32> = (0..(b - a) as u32).collect();
+    let rows2: Vec<u32> = (split as u32..n).collect();
+    let outs2: Vec<u32> = (0..n - split as u32).collect();
     let f2 = model
-        .forward(&mut kv, &prompt[a..], &vec![0; b - a], &rows2, &outs2, true)
+        .forward(
+            &mut kv,
+            &prompt[split..],
+            &vec![0; outs2.len()],
+            &rows2,
+            &outs2,
+            true,
+        )
         .unwrap();
     let g = model.gpu();
     let mut hidden = g.download(&f1.hidden, "").unwrap();
     hidden.extend(g.download(&f2.hidden, "").unwrap());
     let mut logits = g.download(f1.logits.as_ref().unwrap(), "").unwrap();
     logits.extend(g.download(f2.logits.as_ref().unwrap(), "").unwrap());
+    ([hidden, want.hidden], [logits, want.logits], model.dt())
+}
+
+/// ||a - b|| / ||b||.
+fn relative_error(a: &[f32], b: &[f32]) -> f64 {
+    let (mut num, mut den) = (0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        num += f64::from(x - y).powi(2);
+        den += f64::from(*y).powi(2);
+    }
+    (num / den).sqrt()
+}
+
+#[test]
+fn forward_matches_the_cpu_engine_on_stories260k() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stories260K");
+    let prompt: Vec<u32> = (0..200u32).map(|i| (i * 7 + 1) % 512).collect();
+    let ([hidden, want_hidden], [logits, want_logits], _) = forward_both(&dir, &prompt, 150);
     close(
         "stories260K final hidden states",
         &hidden,
-        &want.hidden,
+        &want_hidden,
         1e-4,
         1e-4,
     );
-    close("stories260K logits", &logits, &want.logits, 1e-4, 1e-4);
+    close("stories260K logits", &logits, &want_logits, 1e-4, 1e-4);
+}
+
+/// The engine's test checkpoints (tests/fixtures/engine): Qwen2 with q/k/v
+/// biases, GQA and two shards; Llama with MQA, head_dim != hidden / heads
+/// and llama3 rope scaling, in f32, bf16 and f16 with attention and MLP
+/// biases. f32 and f16 checkpoints run in f32 on the device (summation order
+/// apart, the CPU's arithmetic); bf16 ones in bf16 with activations rounded
+/// to bf16 before every product, so they are held to a relative error.
+#[test]
+fn forward_matches_the_cpu_engine_on_every_test_checkpoint() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/engine");
+    for name in [
+        "qwen2-tiny",
+        "llama-tiny",
+        "llama-tiny-bf16",
+        "llama-bias-f16",
+    ] {
+        let dir = root.join(name);
+        let vocab = Model::load(&dir).unwrap().config().vocab_size as u32;
+        let prompt: Vec<u32> = (0..37u32).map(|i| (i * 13 + 5) % vocab).collect();
+        let ([hidden, want_hidden], [logits, want_logits], dt) = forward_both(&dir, &prompt, 29);
+        match dt {
+            Dt::F32 => {
+                close(
+                    &format!("{name} final hidden states"),
+                    &hidden,
+                    &want_hidden,
+                    1e-4,
+                    1e-4,
+                );
+                close(&format!("{name} logits"), &logits, &want_logits, 1e-4, 1e-4);
+            }
+            Dt::Bf16 => {
+                for (what, got, want) in [
+                    ("final hidden states", &hidden, &want_hidden),
+                    ("logits", &logits, &want_logits),
+                ] {
+                    assert!(
+                        got.iter().all(|x| x.is_finite()),
+                        "{name} {what}: not finite"
+                    );
+                    let e = relative_error(got, want);
+                    assert!(
+                        e <= 2e-2,
+                        "{name} {what}: relative error {e:.3e} (bf16 activations)"
+                    );
+                    println!("{name} {what} (bf16 on the device): relative error {e:.3e}");
+                }
+            }
+        }
+    }
 }
