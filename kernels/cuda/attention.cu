@@ -1,30 +1,64 @@
 // attention: causal attention over the KV cache with grouped-query heads,
-// flash-decoding style. Row r (a decode step or one prefill token) attends
-// with each of its `heads` query heads (q: rows x heads * head_dim, f32) over
-// positions [0, len[r]) of cache slot slot[r] (the layout of rope.cu; kv
-// head h serves query heads h*G .. h*G+G-1, G = heads / kv_heads).
+// flash-decoding style, for decode steps and prefill rows alike. Row r (a
+// decode step or one prefill token) attends with each of its `heads` query
+// heads (q: rows x heads * head_dim, f32) over positions [0, len[r]) of cache
+// slot slot[r] (the layout of rope.cu; kv head h serves query heads
+// h*G .. h*G+G-1, G = heads / kv_heads).
 //
-// attention_split_<T>: grid (rows, kv_heads, splits), block (128), dynamic
-// shared memory (G * head_dim + G * ATTN_SPLIT) floats. Block (r, h, s)
-// covers positions [s*ATTN_SPLIT, min(len, (s+1)*ATTN_SPLIT)) for the G query
-// heads of kv head h, loading each key and value once for all of them, and
-// writes the split's running max m, sum l of exp(score - m) and unnormalized
-// output acc; blocks past len write nothing. The split size is a constant,
-// never a function of the batch, so a row's result does not depend on what
-// else is in the batch.
+// attention_split_<T>: grid (rows, kv_heads, splits), block (ATTN_THREADS =
+// ATTN_SPLIT = 128), dynamic shared memory attention_smem_floats(G, d)
+// floats (at most 44 KiB). Block (r, h, s) covers positions
+// [s*ATTN_SPLIT, min(len, (s+1)*ATTN_SPLIT)) for the G query heads of kv head
+// h, reading each key and value row once for all of them with 16-byte loads:
+//   scores: thread j computes the G dot products of position p0 + j over the
+//     whole head dimension (no cross-thread reduction);
+//   softmax: warp w, heads w, w+4: the split's max m and l = sum exp(s - m);
+//   values: thread = (chunk c of VEC dimensions, position group pg): sums
+//     p_j v_j over positions j = pg, pg + PG, ... for its chunk, G heads at
+//     once; the PG partial sums are added in pg order through shared memory.
+// It writes m, l and the unnormalized output acc per query head; blocks past
+// len write nothing. The split size is a constant, never a function of the
+// batch, so a row's result does not depend on what else is in the batch.
 // attention_combine_<T>: grid (rows, heads), block (128): merges the splits
 // in order s = 0, 1, ... and writes out (rows x heads * head_dim) in the
 // storage type (the o projection's input).
 //
-// Limits (checked on the host): head_dim <= 256 and even, G <= 8 (every Llama
-// and Qwen2 checkpoint has G <= 8).
-// Contract: softmax(q.k * scale) . v within rtol 1e-5 of the CPU engine on
+// Limits (checked on the host): head_dim a multiple of VEC = 16 / sizeof(T)
+// (8 for bf16, 4 for f32) and at most 256, G <= 8 (every Llama and Qwen2
+// checkpoint has G <= 8).
+// Contract: softmax(q.k * scale) . v within rtol 1e-5 of the f64 reference on
 // f32 caches (scores, exp and sums are ordered differently).
 #include "common.cuh"
 
-#define ATTN_SPLIT 256
+#define ATTN_SPLIT 128
 #define ATTN_THREADS 128
 #define ATTN_MAX_GROUP 8
+
+// Elements of T in one 16-byte vector.
+template <typename T>
+struct Vec {
+    static constexpr int N = 16 / (int)sizeof(T);
+};
+
+// The VEC elements of the 16-byte vector at p, widened to f32.
+__device__ __forceinline__ void load_vec(const float* p, float* out) {
+    GRAIL_CHECK_ALIGNED(p, 16);
+    const float4 v = *reinterpret_cast<const float4*>(p);
+    out[0] = v.x;
+    out[1] = v.y;
+    out[2] = v.z;
+    out[3] = v.w;
+}
+__device__ __forceinline__ void load_vec(const bf16* p, float* out) {
+    GRAIL_CHECK_ALIGNED(p, 16);
+    const uint4 v = *reinterpret_cast<const uint4*>(p);
+    const unsigned int w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        out[2 * i] = __uint_as_float(w[i] << 16);
+        out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
 
 template <typename T>
 __device__ void attention_split(const float* __restrict__ q, const T* __restrict__ k_cache,
@@ -32,43 +66,48 @@ __device__ void attention_split(const float* __restrict__ q, const T* __restrict
                                 const uint32_t* __restrict__ len, int heads, int kv_heads,
                                 int head_dim, int cap, float scale, float* __restrict__ part_acc,
                                 float* __restrict__ part_ml) {
+    constexpr int VEC = Vec<T>::N;
     GRAIL_DYNAMIC_SMEM(float, smem);
     const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, splits = gridDim.z;
     const int group = heads / kv_heads;
     const int p0 = s * ATTN_SPLIT;
     const int n = min((int)len[r] - p0, ATTN_SPLIT);
     if (n <= 0) return;
-    float* qs = smem;                       // group x head_dim
-    float* sc = smem + group * head_dim;    // group x ATTN_SPLIT
+    const int d = head_dim, chunks = d / VEC, pgroups = ATTN_THREADS / chunks;
+    float* qs = smem;                        // group x d
+    float* sc = qs + group * d;              // group x ATTN_SPLIT
+    float* red = sc + group * ATTN_SPLIT;    // pgroups x group x d
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    for (int e = tid; e < group * head_dim; e += ATTN_THREADS) {
-        qs[e] = q[(size_t)r * heads * head_dim + (size_t)h * group * head_dim + e];
+    for (int e = tid; e < group * d; e += ATTN_THREADS) {
+        qs[e] = q[(size_t)r * heads * d + (size_t)h * group * d + e];
     }
     __syncthreads();
-    const size_t base = ((size_t)slot[r] * kv_heads + h) * cap * head_dim;
+    const size_t base = ((size_t)slot[r] * kv_heads + h) * cap * d + (size_t)p0 * d;
     const T* kb = k_cache + base;
     const T* vb = v_cache + base;
 
-    // scores: one warp per position, lanes over the head dimension
-    for (int j = warp; j < n; j += ATTN_THREADS / 32) {
+    // scores: thread j, position p0 + j, all of its head dimension
+    if (tid < n) {
         float dot[ATTN_MAX_GROUP];
 #pragma unroll
         for (int g = 0; g < ATTN_MAX_GROUP; g++) dot[g] = 0.0f;
-        const size_t row = (size_t)(p0 + j) * head_dim;
-        for (int t = lane; t < head_dim; t += 32) {
-            const float kv = load_f32(kb, row + t);
+        const T* krow = kb + (size_t)tid * d;
+        for (int c = 0; c < chunks; c++) {
+            float k[VEC];
+            load_vec(krow + c * VEC, k);
 #pragma unroll
             for (int g = 0; g < ATTN_MAX_GROUP; g++) {
-                if (g < group) dot[g] = __fmaf_rn(qs[g * head_dim + t], kv, dot[g]);
+                if (g < group) {
+#pragma unroll
+                    for (int e = 0; e < VEC; e++) {
+                        dot[g] = __fmaf_rn(qs[g * d + c * VEC + e], k[e], dot[g]);
+                    }
+                }
             }
         }
 #pragma unroll
         for (int g = 0; g < ATTN_MAX_GROUP; g++) {
-            if (g < group) {
-                float v = dot[g];
-                for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
-                if (lane == 0) sc[g * ATTN_SPLIT + j] = __fmul_rn(v, scale);
-            }
+            if (g < group) sc[g * ATTN_SPLIT + tid] = __fmul_rn(dot[g], scale);
         }
     }
     __syncthreads();
@@ -93,24 +132,43 @@ __device__ void attention_split(const float* __restrict__ q, const T* __restrict
     }
     __syncthreads();
 
-    // acc[t] = sum_j p_j v_j[t], each value row read once for the whole group
-    for (int t = tid; t < head_dim; t += ATTN_THREADS) {
-        float acc[ATTN_MAX_GROUP];
+    // values: thread (chunk c, position group pg) sums p_j v_j[c] over
+    // j = pg, pg + pgroups, ... for all G heads
+    const int c = tid % chunks, pg = tid / chunks;
+    if (pg < pgroups) {
+        float acc[ATTN_MAX_GROUP][VEC];
 #pragma unroll
-        for (int g = 0; g < ATTN_MAX_GROUP; g++) acc[g] = 0.0f;
-        for (int j = 0; j < n; j++) {
-            const float v = load_f32(vb, (size_t)(p0 + j) * head_dim + t);
+        for (int g = 0; g < ATTN_MAX_GROUP; g++) {
+#pragma unroll
+            for (int e = 0; e < VEC; e++) acc[g][e] = 0.0f;
+        }
+        for (int j = pg; j < n; j += pgroups) {
+            float v[VEC];
+            load_vec(vb + (size_t)j * d + c * VEC, v);
 #pragma unroll
             for (int g = 0; g < ATTN_MAX_GROUP; g++) {
-                if (g < group) acc[g] = __fmaf_rn(sc[g * ATTN_SPLIT + j], v, acc[g]);
+                if (g < group) {
+                    const float p = sc[g * ATTN_SPLIT + j];
+#pragma unroll
+                    for (int e = 0; e < VEC; e++) acc[g][e] = __fmaf_rn(p, v[e], acc[g][e]);
+                }
             }
         }
 #pragma unroll
         for (int g = 0; g < ATTN_MAX_GROUP; g++) {
             if (g < group) {
-                part_acc[(((size_t)r * heads + h * group + g) * splits + s) * head_dim + t] = acc[g];
+#pragma unroll
+                for (int e = 0; e < VEC; e++) red[(pg * group + g) * d + c * VEC + e] = acc[g][e];
             }
         }
+    }
+    __syncthreads();
+    // the position groups' sums, in pg order
+    for (int e = tid; e < group * d; e += ATTN_THREADS) {
+        const int g = e / d, t = e % d;
+        float a = 0.0f;
+        for (int p = 0; p < pgroups; p++) a = __fadd_rn(a, red[(p * group + g) * d + t]);
+        part_acc[(((size_t)r * heads + h * group + g) * splits + s) * d + t] = a;
     }
 }
 
@@ -140,7 +198,7 @@ __device__ void attention_combine(const float* __restrict__ part_acc,
     }
 }
 
-extern "C" __global__ void
+extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention_split_f32(const float* q, const float* k_cache, const float* v_cache,
                     const uint32_t* slot, const uint32_t* len, int heads, int kv_heads,
                     int head_dim, int cap, float scale, float* part_acc, float* part_ml) {
@@ -148,7 +206,7 @@ attention_split_f32(const float* q, const float* k_cache, const float* v_cache,
                     part_acc, part_ml);
 }
 
-extern "C" __global__ void
+extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
 attention_split_bf16(const float* q, const bf16* k_cache, const bf16* v_cache,
                      const uint32_t* slot, const uint32_t* len, int heads, int kv_heads,
                      int head_dim, int cap, float scale, float* part_acc, float* part_ml) {

@@ -50,12 +50,47 @@ impl Dt {
 /// Threads (and vocabulary chunks) of the softmax kernels
 /// (`SOFTMAX_THREADS` in common.cuh).
 pub const SOFTMAX_THREADS: usize = 256;
-/// Positions per attention split (`ATTN_SPLIT` in attention.cu).
-pub const ATTN_SPLIT: usize = 256;
+/// Positions per attention split, and threads per split block
+/// (`ATTN_SPLIT` = `ATTN_THREADS` in attention.cu).
+pub const ATTN_SPLIT: usize = 128;
 /// Most query heads per KV head the attention kernel serves.
 pub const ATTN_MAX_GROUP: usize = 8;
 /// Largest head dimension the attention kernel serves.
 pub const ATTN_MAX_HEAD_DIM: usize = 256;
+
+/// Why the attention kernel cannot serve `heads` query heads over
+/// `kv_heads` KV heads of dimension `head_dim` stored as `dt`, if it cannot:
+/// it reads keys and values in 16-byte vectors (`head_dim` a multiple of 8
+/// bf16 or 4 f32 values) and keeps up to [`ATTN_MAX_GROUP`] query heads per
+/// block.
+pub fn attention_unsupported(
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    dt: Dt,
+) -> Option<String> {
+    let vec = 16 / dt.size();
+    let ok = kv_heads > 0
+        && heads.is_multiple_of(kv_heads)
+        && heads / kv_heads <= ATTN_MAX_GROUP
+        && head_dim > 0
+        && head_dim <= ATTN_MAX_HEAD_DIM
+        && head_dim.is_multiple_of(vec);
+    (!ok).then(|| {
+        format!(
+            "{heads} query heads over {kv_heads} KV heads of dimension {head_dim} ({dt:?}): the attention kernel serves at most {ATTN_MAX_GROUP} query heads per KV head and head dimensions up to {ATTN_MAX_HEAD_DIM} that are multiples of {vec}"
+        )
+    })
+}
+
+/// Dynamic shared memory of one attention split block (attention.cu's
+/// layout: the group's queries, its scores, the value sums of every
+/// position group), in bytes.
+pub fn attention_smem_bytes(group: usize, head_dim: usize, dt: Dt) -> usize {
+    let chunks = head_dim / (16 / dt.size());
+    let pgroups = ATTN_SPLIT / chunks;
+    4 * (group * head_dim + group * ATTN_SPLIT + pgroups * group * head_dim)
+}
 /// Largest hidden size the sketch kernel serves (its shared memory).
 pub const SKETCH_MAX_DIM: usize = 40960;
 

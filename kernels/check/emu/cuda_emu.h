@@ -25,7 +25,8 @@
 //
 // Misuse the hardware would not forgive aborts with a message: a warp
 // collective with a partial mask or with lanes that have exited, more than
-// 1024 threads, more than 227 KiB of dynamic shared memory, an unaligned
+// 1024 threads, more than 48 KiB of dynamic shared memory (the default
+// limit, which grail never raises), an unaligned
 // vector access, a fiber stack overflow (guard page).
 #pragma once
 
@@ -100,7 +101,8 @@ extern "C" void emu_switch(void** from, void* to);  // defined in driver.cpp
 constexpr size_t STACK_BYTES = 256 * 1024;
 constexpr size_t GUARD_BYTES = 4096;
 constexpr unsigned MAX_THREADS = 1024;
-constexpr size_t MAX_DYNAMIC_SMEM = 227 * 1024;
+// the default per-block limit: grail never raises it (cuFuncSetAttribute)
+constexpr size_t MAX_DYNAMIC_SMEM = 48 * 1024;
 
 struct Fiber {
     void* sp = nullptr;  // saved stack pointer while switched out

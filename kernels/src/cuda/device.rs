@@ -13,7 +13,8 @@ use cudarc::nvrtc::Ptx;
 
 use super::{CudaError, Op};
 use crate::twins::{
-    AttnShape, Dt, ATTN_MAX_GROUP, ATTN_MAX_HEAD_DIM, ATTN_SPLIT, SKETCH_MAX_DIM, SOFTMAX_THREADS,
+    attention_smem_bytes, attention_unsupported, AttnShape, Dt, ATTN_SPLIT, SKETCH_MAX_DIM,
+    SOFTMAX_THREADS,
 };
 
 /// The compiled kernel files (build.rs), by name.
@@ -518,12 +519,9 @@ impl Gpu {
         let rows = slot.len();
         let (h, kvh, d) = (shape.heads, shape.kv_heads, shape.head_dim);
         let group = h / kvh;
-        assert!(
-            group <= ATTN_MAX_GROUP
-                && d <= ATTN_MAX_HEAD_DIM
-                && d.is_multiple_of(2)
-                && h.is_multiple_of(kvh)
-        );
+        if let Some(why) = attention_unsupported(h, kvh, d, k_cache.dt()) {
+            return Err(CudaError::Unsupported(why));
+        }
         assert!(max_len >= 1 && max_len <= shape.cap && len.len() == rows);
         assert!(q.len() >= rows * h * d && out.len() >= rows * h * d && out.dt() == k_cache.dt());
         assert!(layer_offset + slots * kvh * shape.cap * d <= k_cache.len());
@@ -532,7 +530,7 @@ impl Gpu {
         let part_ml = self.zeros::<f32>(rows * h * splits * 2, "attention partial maxima")?;
         let s = &self.stream;
         let sfx = k_cache.dt().suffix();
-        let smem = ((group * d + group * ATTN_SPLIT) * 4) as u32;
+        let smem = attention_smem_bytes(group, d, k_cache.dt()) as u32;
         self.launch(
             &format!("attention_split_{sfx}"),
             LaunchConfig {

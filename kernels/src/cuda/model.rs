@@ -8,7 +8,7 @@ use grail_engine::{Model, ModelConfig};
 
 use super::device::{DBuf, Gpu};
 use super::CudaError;
-use crate::twins::{rope_table, AttnShape, Dt, ATTN_MAX_GROUP, ATTN_MAX_HEAD_DIM};
+use crate::twins::{attention_unsupported, rope_table, AttnShape, Dt};
 
 /// Most positions the rotary table is built for.
 pub const MAX_GPU_POSITIONS: usize = 1 << 17;
@@ -153,16 +153,14 @@ impl CudaModel {
     /// runs in f32.
     pub fn new(gpu: Arc<Gpu>, model: Model) -> Result<CudaModel, CudaError> {
         let c = model.config().clone();
-        let d = c.head_dim;
-        if !c.num_heads.is_multiple_of(c.num_kv_heads)
-            || c.num_heads / c.num_kv_heads > ATTN_MAX_GROUP
-            || d > ATTN_MAX_HEAD_DIM
-            || !d.is_multiple_of(2)
-        {
-            return Err(CudaError::Unsupported(format!(
-                "{} heads over {} KV heads of dimension {d}: the attention kernel serves at most {ATTN_MAX_GROUP} query heads per KV head and even head dimensions up to {ATTN_MAX_HEAD_DIM}",
-                c.num_heads, c.num_kv_heads
-            )));
+        let all_bf16 = (0..c.num_layers)
+            .map(|i| model.layer_weights(i))
+            .flat_map(|l| [l.q, l.k, l.v, l.o, l.gate, l.up, l.down])
+            .chain([model.embed_weights(), model.lm_head_weights()])
+            .all(|m| m.dtype == WDtype::BF16);
+        let dt = if all_bf16 { Dt::Bf16 } else { Dt::F32 };
+        if let Some(why) = attention_unsupported(c.num_heads, c.num_kv_heads, c.head_dim, dt) {
+            return Err(CudaError::Unsupported(why));
         }
         if model.max_positions() > MAX_GPU_POSITIONS {
             return Err(CudaError::Unsupported(format!(
@@ -171,12 +169,6 @@ impl CudaModel {
             )));
         }
         let layers_w: Vec<_> = (0..c.num_layers).map(|i| model.layer_weights(i)).collect();
-        let all_bf16 = layers_w
-            .iter()
-            .flat_map(|l| [l.q, l.k, l.v, l.o, l.gate, l.up, l.down])
-            .chain([model.embed_weights(), model.lm_head_weights()])
-            .all(|m| m.dtype == WDtype::BF16);
-        let dt = if all_bf16 { Dt::Bf16 } else { Dt::F32 };
         let embed = upload_mats(
             &gpu,
             dt,

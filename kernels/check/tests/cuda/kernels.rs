@@ -231,6 +231,10 @@ fn rope_and_attention_match_their_twins() {
             (8usize, 4usize, 8usize, 3usize, 40usize),
             (12, 2, 128, 5, 1100),
             (14, 2, 64, 2, 600),
+            // the largest group and head dimension (the most shared memory),
+            // and a head dimension of 3 vectors (position groups of 42)
+            (16, 2, 256, 2, 300),
+            (4, 1, 24, 3, 129),
         ] {
             let s = AttnShape {
                 heads,
