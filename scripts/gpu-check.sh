@@ -6,9 +6,10 @@
 #                                # PyPI if needed, builds the GPU test
 #                                # executables (--features cuda, release) into
 #                                # gpu-bundle/
-#   scripts/gpu-check.sh run     # there, from the repository root with
+#   scripts/gpu-check.sh run [DIR]  # there, from the repository root with
 #                                # gpu-bundle/ beside it: runs every GPU test
-#                                # and writes gpu-bundle/report.txt
+#                                # and the benchmark, writes DIR/report.txt
+#                                # (DIR defaults to gpu-bundle)
 #
 # `run` exits non-zero if any test fails. What it runs: the CUDA backend's
 # test suite (kernels/check/tests/cuda, the same one CI runs on the CPU
@@ -19,7 +20,11 @@
 # - generation: rollouts against the CPU engine's, token for token;
 # - rollouts: >= 1,000 rollouts generated on the GPU, verified by the CPU
 #   validator with every group proven; zero rejections, and the GPU-vs-CPU
-#   sketch / logprob deviation distribution.
+#   sketch / logprob deviation distribution;
+# then the benchmark: a random Qwen2.5-1.5B-shape bf16 checkpoint written to
+# /tmp, transformers' decode throughput on it (scripts/bench_transformers.py)
+# and cuda-bench's table beside it (DIR/bench.md, bench.json,
+# transformers.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle=gpu-bundle
@@ -33,6 +38,8 @@ build)
     rm -rf "$bundle" && mkdir -p "$bundle"
     cargo test --release --no-run -p grail-cuda-check --features cuda --test cuda \
         --message-format=json-render-diagnostics >"$bundle/build.json"
+    cargo build --release -p grail-cuda-check --features cuda --bin cuda-bench
+    cp target/release/cuda-bench "$bundle/cuda-bench"
     python3 - "$bundle" <<'PY'
 import json, shutil, sys
 bundle = sys.argv[1]
@@ -47,6 +54,7 @@ PY
     # the executables find fixtures through the build's absolute repo path
     pwd >"$bundle/built-at"
     rm "$bundle/build.json"
+    strip --strip-debug "$bundle/cuda-tests" "$bundle/cuda-bench"
     ls -la "$bundle"
     ;;
 run)
@@ -64,7 +72,9 @@ run)
             break
         fi
     done
-    report="$bundle/report.txt"
+    out="${2:-$bundle}"
+    mkdir -p "$out"
+    report="$out/report.txt"
     {
         echo "grail gpu-check $(date -u +%FT%TZ)"
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
@@ -72,6 +82,22 @@ run)
     status=0
     echo "== CUDA backend tests" | tee -a "$report"
     if ! "$bundle/cuda-tests" --nocapture --test-threads=1 2>&1 | tee -a "$report"; then
+        status=1
+    fi
+    echo "== benchmark: random Qwen2.5-1.5B-shape bf16 checkpoint" | tee -a "$report"
+    ckpt=/tmp/grail-bench-qwen2.5-1.5b
+    "$bundle/cuda-bench" --synthetic 1.5b --checkpoint-dir "$ckpt" --write-only 2>&1 | tee -a "$report"
+    hf=()
+    if PYTHONUNBUFFERED=1 python3 scripts/bench_transformers.py --model "$ckpt" \
+        --json "$out/transformers.json" 2>&1 | tee -a "$report"; then
+        hf=(--transformers "$out/transformers.json")
+    else
+        echo "transformers baseline FAILED" | tee -a "$report"
+        status=1
+    fi
+    if ! "$bundle/cuda-bench" --model "$ckpt" --label "random Qwen2.5-1.5B-shape checkpoint" \
+        ${hf[@]+"${hf[@]}"} --json "$out/bench.json" \
+        --markdown "$out/bench.md" 2>&1 | tee -a "$report"; then
         status=1
     fi
     echo "== result: $([ $status = 0 ] && echo PASS || echo FAIL)" | tee -a "$report"

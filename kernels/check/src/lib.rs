@@ -16,6 +16,8 @@
 //! have all 32 lanes, barriers cannot deadlock silently. What it cannot
 //! show: speed, races between blocks (blocks run one after another), and
 //! the last bits of `expf` / `log`, which are the C library's here.
+pub mod bench;
+
 use std::ffi::CString;
 use std::sync::{Arc, OnceLock};
 
