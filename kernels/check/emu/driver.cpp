@@ -103,7 +103,9 @@ CUresult alloc(CUdeviceptr* out, size_t bytes) {
     if (m.used + rounded > TOTAL_MEMORY) return CUDA_ERROR_OUT_OF_MEMORY;
     void* p = std::aligned_alloc(ALIGN, rounded == 0 ? ALIGN : rounded);
     if (p == nullptr) return CUDA_ERROR_OUT_OF_MEMORY;
-    std::memset(p, 0xa5, rounded == 0 ? ALIGN : rounded);  // never zero by accident
+    // NaN floats and doubles, 0xffffffff words: a read of memory nothing
+    // wrote shows (cuMemAlloc leaves memory unspecified, often zero)
+    std::memset(p, 0xff, rounded == 0 ? ALIGN : rounded);
     m.blocks[reinterpret_cast<uintptr_t>(p)] = bytes;
     m.used += rounded;
     *out = reinterpret_cast<uintptr_t>(p);

@@ -281,6 +281,70 @@ impl Gpu {
         })
     }
 
+    /// Scratch for [`Gpu::attention`] over up to `rows` rows of `heads`
+    /// query heads of dimension `head_dim` attending over up to `cap`
+    /// positions. Not zeroed: the kernels write every element they read.
+    pub fn attention_scratch(
+        &self,
+        rows: usize,
+        heads: usize,
+        head_dim: usize,
+        cap: usize,
+    ) -> Result<AttnScratch, CudaError> {
+        let splits = cap.div_ceil(ATTN_SPLIT);
+        // attention_split writes every partial attention_combine reads
+        Ok(AttnScratch {
+            part_acc: self.uninit(rows * heads * splits * head_dim, "attention partial sums")?,
+            part_ml: self.uninit(rows * heads * splits * 2, "attention partial maxima")?,
+        })
+    }
+
+    /// A buffer of `n` plain numbers whose contents are unspecified: for
+    /// workspaces whose every element is written before it is read.
+    pub(crate) fn uninit<T: DeviceRepr>(
+        &self,
+        n: usize,
+        what: &str,
+    ) -> Result<CudaSlice<T>, CudaError> {
+        // SAFETY: the caller reads no element it has not written (see above);
+        // the memory is device memory, never dereferenced on the host.
+        unsafe { self.stream.alloc::<T>(n.max(1)) }.op(|| {
+            format!(
+                "allocating {what} ({n} x {} bytes)",
+                std::mem::size_of::<T>()
+            )
+        })
+    }
+
+    /// [`Gpu::uninit`] in a storage type.
+    pub(crate) fn uninit_dt(&self, dt: Dt, n: usize, what: &str) -> Result<DBuf, CudaError> {
+        Ok(match dt {
+            Dt::F32 => DBuf::F32(self.uninit(n, what)?),
+            Dt::Bf16 => DBuf::Bf16(self.uninit(n, what)?),
+        })
+    }
+
+    /// Copies `src` into the start of `dst`.
+    pub fn upload_into<T: DeviceRepr>(
+        &self,
+        src: &[T],
+        dst: &mut CudaSlice<T>,
+        what: &str,
+    ) -> Result<(), CudaError> {
+        assert!(
+            src.len() <= dst.len(),
+            "{what}: {} into {}",
+            src.len(),
+            dst.len()
+        );
+        if src.is_empty() {
+            return Ok(());
+        }
+        self.stream
+            .memcpy_htod(src, &mut dst.slice_mut(0..src.len()))
+            .op(|| format!("uploading {what} ({} bytes)", std::mem::size_of_val(src)))
+    }
+
     /// Downloads `s`.
     pub fn download<T: DeviceRepr + Default + Clone>(
         &self,
@@ -372,15 +436,16 @@ impl Gpu {
         Ok(())
     }
 
-    /// embedding.cu: `out (rows x hidden) = table[ids]`.
+    /// embedding.cu: `out (rows x hidden) = table[ids[..rows]]`.
     pub fn embedding(
         &self,
         table: &DBuf,
         ids: &CudaSlice<u32>,
+        rows: usize,
         hidden: usize,
         out: &mut CudaSlice<f32>,
     ) -> Result<(), CudaError> {
-        let rows = ids.len();
+        assert!(ids.len() >= rows);
         assert!(out.len() >= rows * hidden && table.len().is_multiple_of(hidden));
         let s = &self.stream;
         self.launch(
@@ -413,7 +478,7 @@ impl Gpu {
         let h = w.len();
         assert!(residual.len().is_multiple_of(h));
         match rows_out {
-            Some(r) => assert_eq!(r.len(), rows),
+            Some(r) => assert!(r.len() >= rows),
             None => assert!(rows * h <= residual.len()),
         }
         if let Some(d) = delta {
@@ -448,7 +513,8 @@ impl Gpu {
         )
     }
 
-    /// rope.cu: `layer_offset` is the first element of the layer's cache.
+    /// rope.cu over `rows` rows: `layer_offset` is the first element of the
+    /// layer's cache.
     #[allow(clippy::too_many_arguments)]
     pub fn rope_kv_write(
         &self,
@@ -457,6 +523,7 @@ impl Gpu {
         table: &CudaSlice<f32>,
         pos: &CudaSlice<u32>,
         slot: &CudaSlice<u32>,
+        rows: usize,
         shape: AttnShape,
         q_out: &mut CudaSlice<f32>,
         k_cache: &mut DBuf,
@@ -464,12 +531,12 @@ impl Gpu {
         layer_offset: usize,
         slots: usize,
     ) -> Result<(), CudaError> {
-        let rows = pos.len();
         let d = shape.head_dim;
         let width = (shape.heads + 2 * shape.kv_heads) * d;
         assert!(
             qkv.len() >= rows * width
-                && slot.len() == rows
+                && pos.len() >= rows
+                && slot.len() >= rows
                 && q_out.len() >= rows * shape.heads * d
         );
         assert!(table.len().is_multiple_of(d), "rope table");
@@ -499,8 +566,8 @@ impl Gpu {
         )
     }
 
-    /// attention.cu, split then combine; `max_len` bounds `len` (the
-    /// caller's, checked against `cap`).
+    /// attention.cu over `rows` rows, split then combine through `scratch`;
+    /// `max_len` bounds `len` (the caller's, checked against `cap`).
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &self,
@@ -511,23 +578,28 @@ impl Gpu {
         slots: usize,
         slot: &CudaSlice<u32>,
         len: &CudaSlice<u32>,
+        rows: usize,
         max_len: usize,
         shape: AttnShape,
         scale: f32,
+        scratch: &mut AttnScratch,
         out: &mut DBuf,
     ) -> Result<(), CudaError> {
-        let rows = slot.len();
         let (h, kvh, d) = (shape.heads, shape.kv_heads, shape.head_dim);
         let group = h / kvh;
         if let Some(why) = attention_unsupported(h, kvh, d, k_cache.dt()) {
             return Err(CudaError::Unsupported(why));
         }
-        assert!(max_len >= 1 && max_len <= shape.cap && len.len() == rows);
+        assert!(max_len >= 1 && max_len <= shape.cap && len.len() >= rows && slot.len() >= rows);
         assert!(q.len() >= rows * h * d && out.len() >= rows * h * d && out.dt() == k_cache.dt());
         assert!(layer_offset + slots * kvh * shape.cap * d <= k_cache.len());
         let splits = max_len.div_ceil(ATTN_SPLIT);
-        let part_acc = self.zeros::<f32>(rows * h * splits * d, "attention partial sums")?;
-        let part_ml = self.zeros::<f32>(rows * h * splits * 2, "attention partial maxima")?;
+        assert!(
+            scratch.part_acc.len() >= rows * h * splits * d
+                && scratch.part_ml.len() >= rows * h * splits * 2,
+            "attention scratch for {rows} rows of {h} heads, {splits} splits of dimension {d}"
+        );
+        let (part_acc, part_ml) = (&scratch.part_acc, &scratch.part_ml);
         let s = &self.stream;
         let sfx = k_cache.dt().suffix();
         let smem = attention_smem_bytes(group, d, k_cache.dt()) as u32;
@@ -549,16 +621,16 @@ impl Gpu {
                 Arg::I(d as i32),
                 Arg::I(shape.cap as i32),
                 Arg::F(scale),
-                Arg::P(ptr(&part_acc, s)),
-                Arg::P(ptr(&part_ml, s)),
+                Arg::P(ptr(part_acc, s)),
+                Arg::P(ptr(part_ml, s)),
             ],
         )?;
         self.launch(
             &format!("attention_combine_{sfx}"),
             cfg((rows as u32, h as u32, 1), 128, 0),
             &[
-                Arg::P(ptr(&part_acc, s)),
-                Arg::P(ptr(&part_ml, s)),
+                Arg::P(ptr(part_acc, s)),
+                Arg::P(ptr(part_ml, s)),
                 Arg::P(ptr(len, s)),
                 Arg::I(h as i32),
                 Arg::I(d as i32),
@@ -659,14 +731,16 @@ impl Gpu {
         &self,
         logits: &CudaSlice<f32>,
         uniforms: &CudaSlice<f64>,
+        rows: usize,
         vocab: usize,
         temperatures: &CudaSlice<f32>,
         token: &mut CudaSlice<u32>,
         logprob: &mut CudaSlice<f64>,
         status: &mut CudaSlice<u32>,
     ) -> Result<(), CudaError> {
-        let rows = uniforms.len();
-        assert!(logits.len() >= rows * vocab && temperatures.len() == rows);
+        assert!(
+            uniforms.len() >= rows && logits.len() >= rows * vocab && temperatures.len() >= rows
+        );
         assert!(token.len() >= rows && logprob.len() >= rows && status.len() >= rows);
         let s = &self.stream;
         self.launch(
@@ -684,21 +758,22 @@ impl Gpu {
         )
     }
 
-    /// logsoftmax.cu over `token.len()` rows.
+    /// logsoftmax.cu over `rows` rows.
     #[allow(clippy::too_many_arguments)]
     pub fn logprob(
         &self,
         logits: &CudaSlice<f32>,
         token: &CudaSlice<u32>,
+        rows: usize,
         vocab: usize,
         temperatures: &CudaSlice<f32>,
         logprob: &mut CudaSlice<f64>,
         status: &mut CudaSlice<u32>,
     ) -> Result<(), CudaError> {
-        let rows = token.len();
         assert!(
-            logits.len() >= rows * vocab
-                && temperatures.len() == rows
+            token.len() >= rows
+                && logits.len() >= rows * vocab
+                && temperatures.len() >= rows
                 && logprob.len() >= rows
                 && status.len() >= rows
         );
@@ -746,6 +821,33 @@ impl Gpu {
                 Arg::P(ptr(status, s)),
             ],
         )
+    }
+}
+
+/// The attention kernel's per-split partial results (see attention.cu),
+/// allocated once for the largest call ([`Gpu::attention_scratch`]).
+#[derive(Debug)]
+pub struct AttnScratch {
+    part_acc: CudaSlice<f32>,
+    part_ml: CudaSlice<f32>,
+}
+
+impl AttnScratch {
+    /// Fills every partial with NaN bytes (0xff): the kernel parity tests
+    /// poison it, so a combine that read a partial no split wrote would
+    /// show.
+    pub fn poison(&mut self, gpu: &Gpu) -> Result<(), CudaError> {
+        for (p, bytes) in [
+            (ptr(&self.part_acc, &gpu.stream), self.part_acc.num_bytes()),
+            (ptr(&self.part_ml, &gpu.stream), self.part_ml.num_bytes()),
+        ] {
+            // SAFETY: the whole of an allocation this scratch owns.
+            unsafe {
+                cudarc::driver::result::memset_d8_async(p, 0xff, bytes, gpu.stream.cu_stream())
+            }
+            .op(|| format!("poisoning {bytes} bytes of attention scratch"))?;
+        }
+        Ok(())
     }
 }
 

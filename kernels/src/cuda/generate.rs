@@ -14,17 +14,23 @@ use grail_engine::{
     validate_groups, Completion, EngineError, GenerateOptions, GroupRequest, Sampler,
 };
 
-use super::model::CudaModel;
+use super::device::Gpu;
+use super::model::{CudaModel, Workspace};
 use super::CudaError;
 use crate::twins::{plane_words, RowStatus};
 
-/// Rows per prefill forward pass (bounds its activation memory).
+/// Most rows per prefill forward pass.
 const PREFILL_ROWS: usize = 4096;
+/// Most device memory one prefill pass's workspace may take (long contexts
+/// get fewer rows per pass: the attention partials grow with the context).
+const PREFILL_WORKSPACE_BYTES: usize = 1 << 30;
 /// Share of free device memory one batch's KV caches may take.
 const KV_MEMORY_SHARE: f64 = 0.6;
 
 /// A sampled token and its logprob, or why sampling failed.
 type Pick = Result<(u32, f64), SamplingError>;
+/// A position's sketch, or why the protocol core refuses its state.
+type SketchPick = Result<Sketch, SketchError>;
 
 /// One rollout in flight; its cache slot is its index in the batch.
 struct Active {
@@ -112,38 +118,47 @@ impl CudaModel {
                 });
             }
         }
+        // the decode workspace (row j = the j-th unfinished rollout) and the
+        // sampler's and sketcher's inputs and outputs, reused every step
+        let mut ws = self.workspace(slots, slots, cap)?;
+        let mut io = StepIo::new(&gpu, slots)?;
 
-        // Prefill every prompt into its first rollout's slot, PREFILL_ROWS
-        // rows per pass, and copy each prompt's last hidden state and
-        // logits to the rows of all its rollouts (row = rollout index).
+        // Prefill every prompt into its first rollout's slot, in passes of
+        // at most PREFILL_ROWS rows (fewer where the workspace would outgrow
+        // PREFILL_WORKSPACE_BYTES), and copy each prompt's last hidden state
+        // and logits to the rows of all its rollouts (row = rollout index:
+        // at the first step every rollout is live).
         let mut rows: Vec<(u32, u32, u32, usize)> = Vec::new(); // (token, slot, position, group)
         for (gi, g) in groups.iter().enumerate() {
             for (p, &t) in g.prompt.iter().enumerate() {
                 rows.push((t, first[gi] as u32, p as u32, gi));
             }
         }
-        let mut hidden = gpu.zeros::<f32>(slots * h, "first hidden states")?; // (slots, h)
-        let mut logits = gpu.zeros::<f32>(slots * vocab, "first logits")?; // (slots, vocab)
-        for chunk in rows.chunks(PREFILL_ROWS) {
-            check_cancel(opts)?;
-            let tokens: Vec<u32> = chunk.iter().map(|r| r.0).collect();
-            let sl: Vec<u32> = chunk.iter().map(|r| r.1).collect();
-            let pos: Vec<u32> = chunk.iter().map(|r| r.2).collect();
-            // rows that end a prompt
-            let ends: Vec<u32> = (0..chunk.len())
-                .filter(|&j| {
-                    let (_, _, p, gi) = chunk[j];
-                    p as usize + 1 == groups[gi].prompt.len()
-                })
-                .map(|j| j as u32)
-                .collect();
-            let f = self.forward(&mut kv, &tokens, &sl, &pos, &ends, true)?;
-            let fl = f.logits.as_ref().expect("asked for logits");
-            for (o, &j) in ends.iter().enumerate() {
-                let gi = chunk[j as usize].3;
-                for r in first[gi]..first[gi] + groups[gi].sampler.rollouts() {
-                    gpu.copy_f32(&f.hidden, o * h, &mut hidden, r * h, h)?;
-                    gpu.copy_f32(fl, o * vocab, &mut logits, r * vocab, vocab)?;
+        let per_pass = (PREFILL_WORKSPACE_BYTES / self.workspace_bytes_per_row(cap))
+            .clamp(1, PREFILL_ROWS)
+            .min(rows.len());
+        {
+            let mut pre = self.workspace(per_pass, groups.len().min(per_pass), cap)?;
+            for chunk in rows.chunks(per_pass) {
+                check_cancel(opts)?;
+                let tokens: Vec<u32> = chunk.iter().map(|r| r.0).collect();
+                let sl: Vec<u32> = chunk.iter().map(|r| r.1).collect();
+                let pos: Vec<u32> = chunk.iter().map(|r| r.2).collect();
+                // rows that end a prompt
+                let ends: Vec<u32> = (0..chunk.len())
+                    .filter(|&j| {
+                        let (_, _, p, gi) = chunk[j];
+                        p as usize + 1 == groups[gi].prompt.len()
+                    })
+                    .map(|j| j as u32)
+                    .collect();
+                self.forward_in(&mut pre, &mut kv, &tokens, &sl, &pos, &ends, true)?;
+                for (o, &j) in ends.iter().enumerate() {
+                    let gi = chunk[j as usize].3;
+                    for r in first[gi]..first[gi] + groups[gi].sampler.rollouts() {
+                        gpu.copy_f32(&pre.hidden, o * h, &mut ws.hidden, r * h, h)?;
+                        gpu.copy_f32(&pre.logits, o * vocab, &mut ws.logits, r * vocab, vocab)?;
+                    }
                 }
             }
         }
@@ -153,17 +168,21 @@ impl CudaModel {
             }
         }
 
-        // Decode. Row j of `hidden` / `logits` is the j-th unfinished
+        // Decode. Row j of `ws.hidden` / `ws.logits` is the j-th unfinished
         // rollout (in rollout order) at every step.
         for t in 0..opts.max_new_tokens {
             let live: Vec<usize> = (0..active.len()).filter(|&i| !active[i].done).collect();
-            let picks = self.sample_rows(groups, &mut active, &live, &logits, t)?;
-            let sketches = match &planes {
-                Some((p, words)) => Some(self.sketch_rows(&hidden, live.len(), p, words)?),
-                None => None,
-            };
+            let (picks, sketches) = self.sample_and_sketch(
+                groups,
+                &mut active,
+                &live,
+                &ws,
+                t,
+                planes.as_ref(),
+                &mut io,
+            )?;
             let host_hidden = if opts.keep_hidden {
-                Some(gpu.download(&hidden, "hidden states")?)
+                Some(gpu.download_range(&ws.hidden, 0..live.len() * h, "hidden states")?)
             } else {
                 None
             };
@@ -202,9 +221,7 @@ impl CudaModel {
                 .map(|&i| (groups[active[i].group].prompt.len() + t) as u32)
                 .collect();
             let outs: Vec<u32> = (0..feed.len() as u32).collect();
-            let f = self.forward(&mut kv, &tokens, &sl, &pos, &outs, true)?;
-            hidden = f.hidden;
-            logits = f.logits.expect("asked for logits");
+            self.forward_in(&mut ws, &mut kv, &tokens, &sl, &pos, &outs, true)?;
         }
 
         let mut results: Vec<Vec<Completion>> = groups
@@ -218,18 +235,24 @@ impl CudaModel {
     }
 
     /// The token and logprob of each live rollout at position `t` from row
-    /// `j` of `logits`: the sampler kernel for verifiable groups; argmax on
-    /// the host for greedy ones (tests and tools only).
-    fn sample_rows(
+    /// `j` of `ws.logits` (the sampler kernel for verifiable groups; argmax
+    /// on the host for greedy ones, tests and tools only), and the sketch of
+    /// row `j` of `ws.hidden` if `planes`; a row the sketch kernel rejects
+    /// gets the protocol core's own error for it. Both kernels are launched
+    /// before anything is read back, so the host waits once.
+    #[allow(clippy::too_many_arguments)]
+    fn sample_and_sketch(
         &self,
         groups: &[GroupRequest<'_>],
         active: &mut [Active],
         live: &[usize],
-        logits: &CudaSlice<f32>,
+        ws: &Workspace,
         t: usize,
-    ) -> Result<Vec<Pick>, CudaError> {
+        planes: Option<&(&SketchPlanes, CudaSlice<u32>)>,
+        io: &mut StepIo,
+    ) -> Result<(Vec<Pick>, Option<Vec<SketchPick>>), CudaError> {
         let gpu = self.gpu();
-        let vocab = self.config().vocab_size;
+        let (h, vocab) = (self.config().hidden_size, self.config().vocab_size);
         let n = live.len();
         let mut u = Vec::with_capacity(n);
         let mut temps = Vec::with_capacity(n);
@@ -246,22 +269,29 @@ impl CudaModel {
                 }
             }
         }
-        let u_d = gpu.upload(&u, "uniforms")?;
-        let t_d = gpu.upload(&temps, "temperatures")?;
-        let mut tok = gpu.zeros::<u32>(n, "sampled tokens")?;
-        let mut lp = gpu.zeros::<f64>(n, "logprobs")?;
-        let mut st = gpu.zeros::<u32>(n, "sampler status")?;
-        gpu.sample(logits, &u_d, vocab, &t_d, &mut tok, &mut lp, &mut st)?;
-        let (tok, lp, st) = (
-            gpu.download(&tok, "sampled tokens")?,
-            gpu.download(&lp, "logprobs")?,
-            gpu.download(&st, "sampler status")?,
-        );
-        let mut out = Vec::with_capacity(n);
+        gpu.upload_into(&u, &mut io.uniforms, "uniforms")?;
+        gpu.upload_into(&temps, &mut io.temperatures, "temperatures")?;
+        gpu.sample(
+            &ws.logits,
+            &io.uniforms,
+            n,
+            vocab,
+            &io.temperatures,
+            &mut io.token,
+            &mut io.logprob,
+            &mut io.status,
+        )?;
+        if let Some((_, words)) = planes {
+            gpu.sketch(&ws.hidden, n, words, &mut io.sketch, &mut io.sketch_status)?;
+        }
+        let tok = gpu.download_range(&io.token, 0..n, "sampled tokens")?;
+        let lp = gpu.download_range(&io.logprob, 0..n, "logprobs")?;
+        let st = gpu.download_range(&io.status, 0..n, "sampler status")?;
+        let mut picks = Vec::with_capacity(n);
         for (j, &i) in live.iter().enumerate() {
             let greedy = matches!(groups[active[i].group].sampler, Sampler::Greedy { .. });
-            let row = || gpu.download_range(logits, j * vocab..(j + 1) * vocab, "logits row");
-            out.push(if greedy {
+            let row = || gpu.download_range(&ws.logits, j * vocab..(j + 1) * vocab, "logits row");
+            picks.push(if greedy {
                 let z = row()?;
                 argmax(&z).and_then(|tok| Ok((tok, sampling::logprob(&z, 1.0, tok)?)))
             } else {
@@ -275,38 +305,22 @@ impl CudaModel {
                 }
             });
         }
-        Ok(out)
-    }
-
-    /// The sketch of each of the first `n` rows of `hidden`; a rejected row
-    /// gets the protocol core's own error for it.
-    fn sketch_rows(
-        &self,
-        hidden: &CudaSlice<f32>,
-        n: usize,
-        planes: &SketchPlanes,
-        words: &CudaSlice<u32>,
-    ) -> Result<Vec<Result<Sketch, SketchError>>, CudaError> {
-        let gpu = self.gpu();
-        let h = self.config().hidden_size;
-        let mut out = gpu.zeros::<u32>(n * 4, "sketches")?;
-        let mut st = gpu.zeros::<u32>(n, "sketch status")?;
-        gpu.sketch(hidden, n, words, &mut out, &mut st)?;
-        let (words_out, st) = (
-            gpu.download(&out, "sketches")?,
-            gpu.download(&st, "sketch status")?,
-        );
-        let mut res = Vec::with_capacity(n);
+        let Some((planes, _)) = planes else {
+            return Ok((picks, None));
+        };
+        let words = gpu.download_range(&io.sketch, 0..4 * n, "sketches")?;
+        let st = gpu.download_range(&io.sketch_status, 0..n, "sketch status")?;
+        let mut sketches = Vec::with_capacity(n);
         for j in 0..n {
-            res.push(if st[j] == 0 {
+            sketches.push(if st[j] == 0 {
                 let mut b = [0u8; 16];
-                for (k, w) in words_out[4 * j..4 * j + 4].iter().enumerate() {
+                for (k, w) in words[4 * j..4 * j + 4].iter().enumerate() {
                     b[4 * k..4 * k + 4].copy_from_slice(&w.to_le_bytes());
                 }
                 Ok(Sketch(b))
             } else {
                 // the protocol core names the problem (non-finite, degenerate)
-                let row = gpu.download_range(hidden, j * h..(j + 1) * h, "hidden row")?;
+                let row = gpu.download_range(&ws.hidden, j * h..(j + 1) * h, "hidden row")?;
                 match planes.sketch(&row) {
                     Err(e) => Err(e),
                     Ok(_) => {
@@ -318,6 +332,32 @@ impl CudaModel {
                 }
             });
         }
-        Ok(res)
+        Ok((picks, Some(sketches)))
+    }
+}
+
+/// The sampler's and the sketch kernel's per-step inputs and outputs, for
+/// up to `slots` rows.
+struct StepIo {
+    uniforms: CudaSlice<f64>,
+    temperatures: CudaSlice<f32>,
+    token: CudaSlice<u32>,
+    logprob: CudaSlice<f64>,
+    status: CudaSlice<u32>,
+    sketch: CudaSlice<u32>,
+    sketch_status: CudaSlice<u32>,
+}
+
+impl StepIo {
+    fn new(gpu: &Gpu, slots: usize) -> Result<StepIo, CudaError> {
+        Ok(StepIo {
+            uniforms: gpu.uninit(slots, "uniforms")?,
+            temperatures: gpu.uninit(slots, "temperatures")?,
+            token: gpu.uninit(slots, "sampled tokens")?,
+            logprob: gpu.uninit(slots, "logprobs")?,
+            status: gpu.uninit(slots, "sampler status")?,
+            sketch: gpu.uninit(4 * slots, "sketches")?,
+            sketch_status: gpu.uninit(slots, "sketch status")?,
+        })
     }
 }

@@ -8,7 +8,7 @@ mod device;
 mod generate;
 mod model;
 
-pub use device::{DBuf, Gpu};
+pub use device::{AttnScratch, DBuf, Gpu};
 
 /// Whether this build carries nvcc-compiled kernels (feature `cuda`), or
 /// only the placeholders of feature `emulated`, which run nowhere but on
@@ -17,7 +17,7 @@ pub const REAL_KERNELS: bool = cfg!(feature = "cuda");
 
 /// The device name kernels/check's emulated driver reports.
 pub const EMULATOR_NAME: &str = "grail CPU emulator";
-pub use model::{CudaModel, DeviceForward, KvCache};
+pub use model::{CudaModel, DeviceForward, KvCache, Workspace};
 
 /// What went wrong on the device; every message names the operation.
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,7 @@ use cudarc::driver::CudaSlice;
 use grail_engine::kernels::{Mat, WDtype};
 use grail_engine::{Model, ModelConfig};
 
-use super::device::{DBuf, Gpu};
+use super::device::{AttnScratch, DBuf, Gpu};
 use super::CudaError;
 use crate::twins::{attention_unsupported, rope_table, AttnShape, Dt};
 
@@ -304,11 +304,77 @@ impl CudaModel {
         })
     }
 
+    /// Device buffers for forward passes of up to `rows` rows, up to
+    /// `out_rows` of which produce final hidden states and logits,
+    /// attending over up to `cap` positions: allocated once (per generation
+    /// batch) and reused by every pass, so a decode step allocates nothing.
+    pub fn workspace(
+        &self,
+        rows: usize,
+        out_rows: usize,
+        cap: usize,
+    ) -> Result<Workspace, CudaError> {
+        let c = self.config();
+        let g = &*self.gpu;
+        let (h, d, nh, nkv, inter, dt) = (
+            c.hidden_size,
+            c.head_dim,
+            c.num_heads,
+            c.num_kv_heads,
+            c.intermediate_size,
+            self.dt,
+        );
+        let width = (nh + 2 * nkv) * d;
+        let (rows, out_rows) = (rows.max(1), out_rows.max(1));
+        Ok(Workspace {
+            rows,
+            out_rows,
+            cap,
+            ids: g.uninit(rows, "token ids")?,
+            slot: g.uninit(rows, "slots")?,
+            pos: g.uninit(rows, "positions")?,
+            len: g.uninit(rows, "lengths")?,
+            outs: g.uninit(out_rows, "output rows")?,
+            x: g.uninit(rows * h, "residual stream")?,
+            xn: g.uninit_dt(dt, rows * h, "normed activations")?,
+            qkv: g.uninit(rows * width, "qkv")?,
+            q: g.uninit(rows * nh * d, "queries")?,
+            att: g.uninit_dt(dt, rows * nh * d, "attention output")?,
+            proj: g.uninit(rows * h, "projection")?,
+            gu: g.uninit(rows * 2 * inter, "gate/up")?,
+            act: g.uninit_dt(dt, rows * inter, "mlp activation")?,
+            scratch: g.attention_scratch(rows, nh, d, cap)?,
+            hidden: g.uninit(out_rows * h, "final hidden states")?,
+            hidden_t: g.uninit_dt(dt, out_rows * h, "final hidden states (storage type)")?,
+            logits: g.uninit(out_rows * c.vocab_size, "logits")?,
+        })
+    }
+
+    /// Device bytes of a [`CudaModel::workspace`] per row (with as many
+    /// output rows) at context `cap`, to size prefill passes.
+    pub fn workspace_bytes_per_row(&self, cap: usize) -> usize {
+        let c = self.config();
+        let (h, d, nh, nkv, inter) = (
+            c.hidden_size,
+            c.head_dim,
+            c.num_heads,
+            c.num_kv_heads,
+            c.intermediate_size,
+        );
+        let t = self.dt.size();
+        let splits = cap.div_ceil(crate::twins::ATTN_SPLIT);
+        5 * 4
+            + 4 * (h + (nh + 2 * nkv) * d + nh * d + h + 2 * inter + h + c.vocab_size)
+            + t * (h + nh * d + inter + h)
+            + 4 * nh * splits * (d + 2)
+    }
+
     /// Runs new tokens through the model: row `r` is token `tokens[r]` of the
     /// sequence in slot `slots[r]` at position `pos[r]` (rows of one slot in
     /// increasing position, earlier positions already cached). Returns the
     /// final hidden states of rows `out_rows`, in that order, and their
-    /// logits if `logits`.
+    /// logits if `logits`. Allocates its own workspace: for one-off passes;
+    /// loops use [`CudaModel::forward_in`].
     pub fn forward(
         &self,
         kv: &mut KvCache,
@@ -318,6 +384,29 @@ impl CudaModel {
         out_rows: &[u32],
         logits: bool,
     ) -> Result<DeviceForward, CudaError> {
+        let mut ws = self.workspace(tokens.len(), out_rows.len(), kv.cap())?;
+        self.forward_in(&mut ws, kv, tokens, slots, pos, out_rows, logits)?;
+        Ok(DeviceForward {
+            rows: out_rows.len(),
+            hidden: ws.hidden,
+            logits: logits.then_some(ws.logits),
+        })
+    }
+
+    /// [`CudaModel::forward`] in `ws`: the final hidden states of `out_rows`
+    /// are the first `out_rows.len()` rows of `ws.hidden`, their logits (if
+    /// `logits`) those of `ws.logits`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_in(
+        &self,
+        ws: &mut Workspace,
+        kv: &mut KvCache,
+        tokens: &[u32],
+        slots: &[u32],
+        pos: &[u32],
+        out_rows: &[u32],
+        logits: bool,
+    ) -> Result<(), CudaError> {
         let c = self.config();
         let g = &*self.gpu;
         let rows = tokens.len();
@@ -326,6 +415,16 @@ impl CudaModel {
                 "forward: {rows} tokens, {} slots, {} positions",
                 slots.len(),
                 pos.len()
+            )));
+        }
+        if rows > ws.rows || out_rows.len() > ws.out_rows || kv.cap() > ws.cap {
+            return Err(CudaError::Unsupported(format!(
+                "forward: {rows} rows ({} out) at context {} in a workspace for {} ({} out) at {}",
+                out_rows.len(),
+                kv.cap(),
+                ws.rows,
+                ws.out_rows,
+                ws.cap
             )));
         }
         if let Some((position, &token)) = tokens
@@ -358,40 +457,30 @@ impl CudaModel {
                 "forward: output row {r} of {rows}"
             )));
         }
-        let (h, d, nh, nkv, inter) = (
-            c.hidden_size,
-            c.head_dim,
-            c.num_heads,
-            c.num_kv_heads,
-            c.intermediate_size,
-        );
-        let width = (nh + 2 * nkv) * d;
+        let (h, d, nh, inter) = (c.hidden_size, c.head_dim, c.num_heads, c.intermediate_size);
+        let width = (nh + 2 * c.num_kv_heads) * d;
         let shape = kv.shape;
         let scale = 1.0 / (d as f32).sqrt();
         let eps = c.rms_norm_eps;
         let dt = self.dt;
         let max_len = pos.iter().map(|&p| p as usize + 1).max().unwrap_or(1);
         let len: Vec<u32> = pos.iter().map(|&p| p + 1).collect();
+        g.upload_into(tokens, &mut ws.ids, "token ids")?;
+        g.upload_into(slots, &mut ws.slot, "slots")?;
+        g.upload_into(pos, &mut ws.pos, "positions")?;
+        g.upload_into(&len, &mut ws.len, "lengths")?;
+        // every upload before the first launch: a copy from pageable host
+        // memory waits for the stream, and one after the layers would stall
+        // the host until they finished
+        g.upload_into(out_rows, &mut ws.outs, "output rows")?;
+        let w = ws;
 
-        let ids_d = g.upload(tokens, "token ids")?;
-        let slot_d = g.upload(slots, "slots")?;
-        let pos_d = g.upload(pos, "positions")?;
-        let len_d = g.upload(&len, "lengths")?;
-        let mut x = g.zeros::<f32>(rows * h, "residual stream")?; // (rows, h)
-        let mut xn = g.zeros_dt(dt, rows * h, "normed activations")?; // (rows, h)
-        let mut qkv = g.zeros::<f32>(rows * width, "qkv")?; // (rows, (nh + 2 nkv) d)
-        let mut q = g.zeros::<f32>(rows * nh * d, "queries")?; // (rows, nh d)
-        let mut att = g.zeros_dt(dt, rows * nh * d, "attention output")?; // (rows, nh d)
-        let mut proj = g.zeros::<f32>(rows * h, "projection")?; // (rows, h)
-        let mut gu = g.zeros::<f32>(rows * 2 * inter, "gate/up")?; // (rows, 2 inter)
-        let mut act = g.zeros_dt(dt, rows * inter, "mlp activation")?; // (rows, inter)
-
-        g.embedding(&self.embed, &ids_d, h, &mut x)?;
+        g.embedding(&self.embed, &w.ids, rows, h, &mut w.x)?; // (rows, h)
         let mut prev_bias: Option<&CudaSlice<f32>> = None;
         for (li, l) in self.layers.iter().enumerate() {
-            let delta = (li > 0).then_some(&proj);
+            let delta = (li > 0).then_some(&w.proj);
             g.rms_norm_residual(
-                &mut x,
+                &mut w.x,
                 delta,
                 prev_bias,
                 &l.input_norm,
@@ -399,74 +488,105 @@ impl CudaModel {
                 rows,
                 eps,
                 None,
-                Some(&mut xn),
+                Some(&mut w.xn),
                 dt,
-            )?;
-            g.gemm(&xn, rows, &l.wqkv, 0, width, h, &mut qkv)?;
+            )?; // x += proj + bias; xn = norm(x): (rows, h)
+            g.gemm(&w.xn, rows, &l.wqkv, 0, width, h, &mut w.qkv)?; // (rows, (nh + 2 nkv) d)
             let off = li * kv.layer_len();
             g.rope_kv_write(
-                &qkv,
+                &w.qkv,
                 l.qkv_bias.as_ref(),
                 &self.rope,
-                &pos_d,
-                &slot_d,
+                &w.pos,
+                &w.slot,
+                rows,
                 shape,
-                &mut q,
+                &mut w.q,
                 &mut kv.k,
                 &mut kv.v,
                 off,
                 kv.slots,
-            )?;
+            )?; // q: (rows, nh d); k, v into the cache
             g.attention(
-                &q, &kv.k, &kv.v, off, kv.slots, &slot_d, &len_d, max_len, shape, scale, &mut att,
-            )?;
-            g.gemm(&att, rows, &l.wo, 0, h, nh * d, &mut proj)?;
+                &w.q,
+                &kv.k,
+                &kv.v,
+                off,
+                kv.slots,
+                &w.slot,
+                &w.len,
+                rows,
+                max_len,
+                shape,
+                scale,
+                &mut w.scratch,
+                &mut w.att,
+            )?; // (rows, nh d)
+            g.gemm(&w.att, rows, &l.wo, 0, h, nh * d, &mut w.proj)?; // (rows, h)
             g.rms_norm_residual(
-                &mut x,
-                Some(&proj),
+                &mut w.x,
+                Some(&w.proj),
                 l.o_bias.as_ref(),
                 &l.post_norm,
                 None,
                 rows,
                 eps,
                 None,
-                Some(&mut xn),
+                Some(&mut w.xn),
                 dt,
-            )?;
-            g.gemm(&xn, rows, &l.wgu, 0, 2 * inter, h, &mut gu)?;
-            g.silu_mul(&gu, l.gu_bias.as_ref(), rows, inter, &mut act)?;
-            g.gemm(&act, rows, &l.wdown, 0, h, inter, &mut proj)?;
+            )?; // (rows, h)
+            g.gemm(&w.xn, rows, &l.wgu, 0, 2 * inter, h, &mut w.gu)?; // (rows, 2 inter)
+            g.silu_mul(&w.gu, l.gu_bias.as_ref(), rows, inter, &mut w.act)?; // (rows, inter)
+            g.gemm(&w.act, rows, &l.wdown, 0, h, inter, &mut w.proj)?; // (rows, h)
             prev_bias = l.down_bias.as_ref();
         }
         let n = out_rows.len();
-        let mut hidden = g.zeros::<f32>(n.max(1) * h, "final hidden states")?; // (n, h)
-        let mut logits_d = None;
         if n > 0 {
-            let rows_d = g.upload(out_rows, "output rows")?;
-            let mut hidden_t = g.zeros_dt(dt, n * h, "final hidden states (storage type)")?;
             g.rms_norm_residual(
-                &mut x,
-                Some(&proj),
+                &mut w.x,
+                Some(&w.proj),
                 prev_bias,
                 &self.norm,
-                Some(&rows_d),
+                Some(&w.outs),
                 n,
                 eps,
-                Some(&mut hidden),
-                Some(&mut hidden_t),
+                Some(&mut w.hidden),
+                Some(&mut w.hidden_t),
                 dt,
-            )?;
+            )?; // (n, h)
             if logits {
-                let mut out = g.zeros::<f32>(n * c.vocab_size, "logits")?; // (n, vocab)
                 let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-                g.gemm(&hidden_t, n, head, 0, c.vocab_size, h, &mut out)?;
-                logits_d = Some(out);
+                g.gemm(&w.hidden_t, n, head, 0, c.vocab_size, h, &mut w.logits)?;
+                // (n, vocab)
             }
         }
-        Ok(DeviceForward {
-            rows: n,
-            hidden,
-            logits: logits_d,
-        })
+        Ok(())
     }
+}
+
+/// Device buffers of forward passes ([`CudaModel::workspace`]); after
+/// [`CudaModel::forward_in`], `hidden` and `logits` hold its outputs.
+pub struct Workspace {
+    rows: usize,
+    out_rows: usize,
+    cap: usize,
+    ids: CudaSlice<u32>,
+    slot: CudaSlice<u32>,
+    pos: CudaSlice<u32>,
+    len: CudaSlice<u32>,
+    outs: CudaSlice<u32>,
+    x: CudaSlice<f32>,
+    xn: DBuf,
+    qkv: CudaSlice<f32>,
+    q: CudaSlice<f32>,
+    att: DBuf,
+    proj: CudaSlice<f32>,
+    gu: CudaSlice<f32>,
+    act: DBuf,
+    scratch: AttnScratch,
+    /// Final hidden states (f32) of the output rows: `out_rows x hidden`.
+    pub hidden: CudaSlice<f32>,
+    hidden_t: DBuf,
+    /// Their logits: `out_rows x vocab`.
+    pub logits: CudaSlice<f32>,
 }

@@ -110,6 +110,7 @@ fn embedding_norm_silu_and_gemm_match_their_twins() {
             g.embedding(
                 &upload_dt(&g, dt, &table),
                 &g.upload(&ids, "ids").unwrap(),
+                rows,
                 h,
                 &mut out,
             )
@@ -268,6 +269,7 @@ fn rope_and_attention_match_their_twins() {
                 &g.upload(&table, "").unwrap(),
                 &pos_d,
                 &slot_d,
+                rows,
                 s,
                 &mut q,
                 &mut kd,
@@ -310,6 +312,8 @@ fn rope_and_attention_match_their_twins() {
             let len: Vec<u32> = pos.iter().map(|p| p + 1).collect();
             let max_len = *len.iter().max().unwrap() as usize;
             let mut out = poisoned_dt(&g, dt, rows * heads * head_dim);
+            let mut scratch = g.attention_scratch(rows, heads, head_dim, cap).unwrap();
+            scratch.poison(&g).unwrap();
             g.attention(
                 &q,
                 &kd,
@@ -318,9 +322,11 @@ fn rope_and_attention_match_their_twins() {
                 slots,
                 &slot_d,
                 &g.upload(&len, "").unwrap(),
+                rows,
                 max_len,
                 s,
                 1.0 / (head_dim as f32).sqrt(),
+                &mut scratch,
                 &mut out,
             )
             .unwrap();
@@ -372,6 +378,7 @@ fn sampler_logprob_and_sketch_match_their_twins_exactly() {
         g.sample(
             &ld,
             &g.upload(&u, "").unwrap(),
+            rows,
             vocab,
             &td,
             &mut tok,
@@ -391,6 +398,7 @@ fn sampler_logprob_and_sketch_match_their_twins_exactly() {
         g.logprob(
             &ld,
             &g.upload(&tok, "").unwrap(),
+            rows,
             vocab,
             &td,
             &mut lp2,
@@ -425,6 +433,7 @@ fn sampler_logprob_and_sketch_match_their_twins_exactly() {
     g.sample(
         &g.upload(&z, "").unwrap(),
         &g.upload(&[0.5f64], "").unwrap(),
+        1,
         1000,
         &g.upload(&[1.0f32], "").unwrap(),
         &mut tok,
