@@ -220,6 +220,28 @@ pub fn rope_kv_write(
     }
 }
 
+/// kv_fork.cu: for each pair, positions `[0, n)` of slot `from` copied into
+/// slot `to` in every layer of one cache (`layers x slots x kv_heads x cap x
+/// head_dim`).
+pub fn kv_fork(
+    cache: &mut [f32],
+    layers: usize,
+    slots: usize,
+    s: AttnShape,
+    pairs: &[(u32, u32, u32)],
+) {
+    let layer = slots * s.kv_heads * s.cap * s.head_dim;
+    for l in 0..layers {
+        for &(from, to, n) in pairs {
+            for h in 0..s.kv_heads {
+                let src = l * layer + s.at(from as usize, h, 0);
+                let dst = l * layer + s.at(to as usize, h, 0);
+                cache.copy_within(src..src + n as usize * s.head_dim, dst);
+            }
+        }
+    }
+}
+
 /// attention.cu (split + combine): row `r`, query head `hq` attends over
 /// positions `[0, len[r])` of its slot with KV head `hq / G`; softmax in f64
 /// here (the reference), f32 with split-wise running maxima on the GPU.

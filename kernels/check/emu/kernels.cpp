@@ -2,6 +2,7 @@
 // (cuda_emu.h), and the table the emulated driver looks them up in by name.
 #include "../../cuda/attention.cu"
 #include "../../cuda/embedding.cu"
+#include "../../cuda/kv_fork.cu"
 #include "../../cuda/logsoftmax.cu"
 #include "../../cuda/rms_norm.cu"
 #include "../../cuda/rope.cu"
@@ -25,6 +26,7 @@ const emu::Kernel KERNELS[] = {
     KERNEL(logprob_f32),           KERNEL(rms_norm_residual_f32), KERNEL(rms_norm_residual_bf16),
     KERNEL(rope_kv_write_f32),     KERNEL(rope_kv_write_bf16),   KERNEL(sample_f32),
     KERNEL(silu_mul_f32),          KERNEL(silu_mul_bf16),        KERNEL(sketch_f32),
+    KERNEL(kv_fork_u128),
 };
 #undef KERNEL
 

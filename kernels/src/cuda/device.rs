@@ -28,6 +28,10 @@ const MODULES: &[(&str, &[u8])] = &[
         include_bytes!(concat!(env!("OUT_DIR"), "/embedding.fatbin")),
     ),
     (
+        "kv_fork",
+        include_bytes!(concat!(env!("OUT_DIR"), "/kv_fork.fatbin")),
+    ),
+    (
         "logsoftmax",
         include_bytes!(concat!(env!("OUT_DIR"), "/logsoftmax.fatbin")),
     ),
@@ -65,6 +69,7 @@ const FUNCTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("embedding", &["embedding_f32", "embedding_bf16"]),
+    ("kv_fork", &["kv_fork_u128"]),
     ("logsoftmax", &["logprob_f32"]),
     (
         "rms_norm",
@@ -636,6 +641,48 @@ impl Gpu {
                 Arg::I(d as i32),
                 Arg::I(splits as i32),
                 Arg::P(out.ptr_at(s, 0)),
+            ],
+        )
+    }
+
+    /// kv_fork.cu: for each pair `i`, positions `[0, n[i])` of slot
+    /// `from[i]` copied into slot `to[i]` of both caches (`layers` layers of
+    /// `shape` over `slots` slots), in one launch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn kv_fork(
+        &self,
+        k_cache: &mut DBuf,
+        v_cache: &mut DBuf,
+        layers: usize,
+        slots: usize,
+        shape: AttnShape,
+        from: &CudaSlice<u32>,
+        to: &CudaSlice<u32>,
+        n: &CudaSlice<u32>,
+    ) -> Result<(), CudaError> {
+        let pairs = from.len();
+        assert!(to.len() == pairs && n.len() == pairs && pairs > 0);
+        let row_bytes = shape.head_dim * k_cache.dt().size();
+        assert!(
+            row_bytes.is_multiple_of(16),
+            "head rows of {row_bytes} bytes"
+        );
+        let total = layers * slots * shape.kv_heads * shape.cap * shape.head_dim;
+        assert!(k_cache.len() == total && v_cache.len() == total && k_cache.dt() == v_cache.dt());
+        let s = &self.stream;
+        self.launch(
+            "kv_fork_u128",
+            cfg((pairs as u32, (layers * shape.kv_heads) as u32, 2), 256, 0),
+            &[
+                Arg::P(k_cache.ptr_at(s, 0)),
+                Arg::P(v_cache.ptr_at(s, 0)),
+                Arg::P(ptr(from, s)),
+                Arg::P(ptr(to, s)),
+                Arg::P(ptr(n, s)),
+                Arg::I(slots as i32),
+                Arg::I(shape.kv_heads as i32),
+                Arg::I(shape.cap as i32),
+                Arg::I((row_bytes / 16) as i32),
             ],
         )
     }

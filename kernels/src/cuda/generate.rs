@@ -162,11 +162,15 @@ impl CudaModel {
                 }
             }
         }
-        for (gi, g) in groups.iter().enumerate() {
-            for r in 1..g.sampler.rollouts() {
-                kv.fork(&gpu, first[gi], first[gi] + r, g.prompt.len())?;
-            }
-        }
+        let forks: Vec<(u32, u32, u32)> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(gi, g)| {
+                let (f, len) = (first[gi] as u32, g.prompt.len() as u32);
+                (1..g.sampler.rollouts() as u32).map(move |r| (f, f + r, len))
+            })
+            .collect();
+        kv.fork(&gpu, &forks)?;
 
         // Decode. Row j of `ws.hidden` / `ws.logits` is the j-th unfinished
         // rollout (in rollout order) at every step.

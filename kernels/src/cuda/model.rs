@@ -123,20 +123,40 @@ impl KvCache {
         self.shape.cap
     }
 
-    /// Copies the first `len` positions of slot `from` into slot `to`, every
-    /// layer and head (forking a prompt into several continuations).
-    pub fn fork(&mut self, gpu: &Gpu, from: usize, to: usize, len: usize) -> Result<(), CudaError> {
-        assert!(from < self.slots && to < self.slots && len <= self.shape.cap);
-        let s = self.shape;
-        for layer in 0..self.layers {
-            for h in 0..s.kv_heads {
-                let base = layer * self.layer_len();
-                let (a, b) = (base + s.at(from, h, 0), base + s.at(to, h, 0));
-                gpu.copy_within(&self.k, a, &self.k, b, len * s.head_dim)?;
-                gpu.copy_within(&self.v, a, &self.v, b, len * s.head_dim)?;
-            }
+    /// For each `(from, to, len)`, copies the first `len` positions of slot
+    /// `from` into slot `to`, every layer and head (forking prompts into
+    /// their continuations), in one kernel launch. Destinations are
+    /// distinct and never a source.
+    pub fn fork(&mut self, gpu: &Gpu, pairs: &[(u32, u32, u32)]) -> Result<(), CudaError> {
+        if pairs.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        // the copies run in parallel: no slot may be both read and written,
+        // nor written twice
+        for (i, &(from, to, len)) in pairs.iter().enumerate() {
+            assert!(
+                (from as usize) < self.slots
+                    && (to as usize) < self.slots
+                    && len as usize <= self.shape.cap
+                    && pairs.iter().all(|p| p.0 != to)
+                    && pairs[..i].iter().all(|p| p.1 != to),
+                "fork pairs {pairs:?}"
+            );
+        }
+        let col = |f: fn(&(u32, u32, u32)) -> u32| pairs.iter().map(f).collect::<Vec<u32>>();
+        let from = gpu.upload(&col(|p| p.0), "fork sources")?;
+        let to = gpu.upload(&col(|p| p.1), "fork destinations")?;
+        let n = gpu.upload(&col(|p| p.2), "fork lengths")?;
+        gpu.kv_fork(
+            &mut self.k,
+            &mut self.v,
+            self.layers,
+            self.slots,
+            self.shape,
+            &from,
+            &to,
+            &n,
+        )
     }
 }
 

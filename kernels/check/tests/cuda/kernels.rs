@@ -355,6 +355,65 @@ fn rope_and_attention_match_their_twins() {
 }
 
 #[test]
+fn kv_fork_matches_its_twin_exactly() {
+    let g = gpu();
+    for dt in [Dt::F32, Dt::Bf16] {
+        for &(layers, slots, kv_heads, head_dim, cap) in &[
+            (3usize, 5usize, 2usize, 8usize, 37usize),
+            (2, 4, 1, 24, 300),
+        ] {
+            let s = AttnShape {
+                heads: kv_heads,
+                kv_heads,
+                head_dim,
+                cap,
+            };
+            let n = layers * slots * kv_heads * cap * head_dim;
+            let kc: Vec<f32> = rand_vec(n, 71).iter().map(|&v| dt.round(v)).collect();
+            let vc: Vec<f32> = rand_vec(n, 72).iter().map(|&v| dt.round(v)).collect();
+            // one source, distinct destinations (the launch copies in parallel);
+            // a whole slot, a prefix, nothing
+            let last = slots as u32 - 1;
+            let pairs = [(0u32, 1u32, cap as u32), (0, 2, 5), (0, last, 0)];
+            let (mut kd, mut vd) = (upload_dt(&g, dt, &kc), upload_dt(&g, dt, &vc));
+            let col = |f: fn(&(u32, u32, u32)) -> u32| {
+                g.upload(&pairs.iter().map(f).collect::<Vec<u32>>(), "")
+                    .unwrap()
+            };
+            g.kv_fork(
+                &mut kd,
+                &mut vd,
+                layers,
+                slots,
+                s,
+                &col(|p| p.0),
+                &col(|p| p.1),
+                &col(|p| p.2),
+            )
+            .unwrap();
+            let (mut k2, mut v2) = (kc.clone(), vc.clone());
+            twins::kv_fork(&mut k2, layers, slots, s, &pairs);
+            twins::kv_fork(&mut v2, layers, slots, s, &pairs);
+            assert_ne!(k2, kc, "the pairs copy something");
+            close(
+                &format!("kv_fork k {dt:?} d={head_dim}"),
+                &g.download_f32(&kd, "").unwrap(),
+                &k2,
+                0.0,
+                0.0,
+            );
+            close(
+                &format!("kv_fork v {dt:?} d={head_dim}"),
+                &g.download_f32(&vd, "").unwrap(),
+                &v2,
+                0.0,
+                0.0,
+            );
+        }
+    }
+}
+
+#[test]
 fn sampler_logprob_and_sketch_match_their_twins_exactly() {
     let g = gpu();
     for &(rows, vocab) in &[(1usize, 512usize), (17, 32_000), (64, 151_936)] {
