@@ -67,6 +67,8 @@ def main():
         assert out.shape == (ids.shape[0], ids.shape[1] + new_tokens), out.shape
         return secs
 
+    # first use: kernels, allocator and cuBLAS handles
+    timed(torch.randint(0, vocab, (1, args.context), generator=gen).to(dev), 4)
     results = []
     for batch in [int(b) for b in args.batches.split(",")]:
         ids = torch.randint(0, vocab, (batch, args.context), generator=gen).to(dev)

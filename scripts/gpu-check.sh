@@ -31,14 +31,18 @@ bundle=gpu-bundle
 
 case "${1:-}" in
 build)
-    if [ -z "${NVCC:-}" ] && ! command -v nvcc >/dev/null; then
+    if [ "${GPU_CHECK_EMULATED:-0}" != 1 ] && [ -z "${NVCC:-}" ] && ! command -v nvcc >/dev/null; then
         scripts/install-nvcc.sh
         export NVCC="$PWD/.nvcc/nvidia/cu13/bin/nvcc"
     fi
     rm -rf "$bundle" && mkdir -p "$bundle"
-    cargo test --release --no-run -p grail-cuda-check --features cuda --test cuda \
+    # GPU_CHECK_EMULATED=1: a bundle for the CPU emulation (a dry run of
+    # `run` on a machine without a GPU)
+    features=(--features cuda)
+    [ "${GPU_CHECK_EMULATED:-0}" = 1 ] && features=()
+    cargo test --release --no-run -p grail-cuda-check ${features[@]+"${features[@]}"} --test cuda \
         --message-format=json-render-diagnostics >"$bundle/build.json"
-    cargo build --release -p grail-cuda-check --features cuda --bin cuda-bench
+    cargo build --release -p grail-cuda-check ${features[@]+"${features[@]}"} --bin cuda-bench
     cp target/release/cuda-bench "$bundle/cuda-bench"
     python3 - "$bundle" <<'PY'
 import json, shutil, sys
@@ -80,26 +84,36 @@ run)
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     } >"$report"
     status=0
+    # each step under its own time limit, so that a hang leaves the later
+    # steps their time and the report its lines
+    step() { local limit=$1; shift; timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$report"; }
     echo "== CUDA backend tests" | tee -a "$report"
-    if ! "$bundle/cuda-tests" --nocapture --test-threads=1 2>&1 | tee -a "$report"; then
-        status=1
+    step 300 "$bundle/cuda-tests" --nocapture --test-threads=1 || status=1
+    # GPU_CHECK_BENCH_MODEL, GPU_CHECK_BENCH_ARGS, GPU_CHECK_TORCH_DEVICE and
+    # GPU_CHECK_PYTHON exist for dry runs of this script without a GPU
+    # (an emulated bundle, a tiny model, torch on the CPU).
+    model="${GPU_CHECK_BENCH_MODEL:-}"
+    label="random Qwen2.5-1.5B-shape checkpoint"
+    if [ -z "$model" ]; then
+        model=/tmp/grail-bench-qwen2.5-1.5b
+        echo "== benchmark: $label" | tee -a "$report"
+        step 120 "$bundle/cuda-bench" --synthetic 1.5b --checkpoint-dir "$model" --write-only || status=1
+    else
+        label="$model"
+        echo "== benchmark: $model" | tee -a "$report"
     fi
-    echo "== benchmark: random Qwen2.5-1.5B-shape bf16 checkpoint" | tee -a "$report"
-    ckpt=/tmp/grail-bench-qwen2.5-1.5b
-    "$bundle/cuda-bench" --synthetic 1.5b --checkpoint-dir "$ckpt" --write-only 2>&1 | tee -a "$report"
+    read -r -a bench_args <<<"${GPU_CHECK_BENCH_ARGS:-}"
     hf=()
-    if PYTHONUNBUFFERED=1 python3 scripts/bench_transformers.py --model "$ckpt" \
-        --json "$out/transformers.json" 2>&1 | tee -a "$report"; then
+    if PYTHONUNBUFFERED=1 step 240 "${GPU_CHECK_PYTHON:-python3}" scripts/bench_transformers.py \
+        --model "$model" --device "${GPU_CHECK_TORCH_DEVICE:-cuda}" ${bench_args[@]+"${bench_args[@]}"} \
+        --json "$out/transformers.json"; then
         hf=(--transformers "$out/transformers.json")
     else
         echo "transformers baseline FAILED" | tee -a "$report"
         status=1
     fi
-    if ! "$bundle/cuda-bench" --model "$ckpt" --label "random Qwen2.5-1.5B-shape checkpoint" \
-        ${hf[@]+"${hf[@]}"} --json "$out/bench.json" \
-        --markdown "$out/bench.md" 2>&1 | tee -a "$report"; then
-        status=1
-    fi
+    step 300 "$bundle/cuda-bench" --model "$model" --label "$label" ${bench_args[@]+"${bench_args[@]}"} \
+        ${hf[@]+"${hf[@]}"} --json "$out/bench.json" --markdown "$out/bench.md" || status=1
     echo "== result: $([ $status = 0 ] && echo PASS || echo FAIL)" | tee -a "$report"
     exit $status
     ;;
