@@ -175,11 +175,14 @@ impl Gpu {
             op: "creating a cuBLAS handle".into(),
             source,
         })?;
-        // SAFETY: a valid handle; pedantic math keeps f32 GEMMs in f32 (no TF32).
+        // SAFETY: a valid handle. The default math mode: f32 GEMMs stay in
+        // f32 through their compute type (CUBLAS_COMPUTE_32F_PEDANTIC, no
+        // TF32), while bf16 GEMMs (CUBLAS_COMPUTE_32F) may use the tensor
+        // cores, which a handle-wide pedantic mode would forbid.
         let status = unsafe {
             blas_sys::cublasSetMathMode(
                 *blas.handle(),
-                blas_sys::cublasMath_t::CUBLAS_PEDANTIC_MATH,
+                blas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
             )
         };
         if status != blas_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {

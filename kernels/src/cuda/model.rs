@@ -302,7 +302,8 @@ impl CudaModel {
         }
     }
 
-    /// Zeroed caches for `slots` sequences of up to `cap` positions.
+    /// Caches for `slots` sequences of up to `cap` positions (contents
+    /// unspecified until written).
     pub fn new_cache(&self, slots: usize, cap: usize) -> Result<KvCache, CudaError> {
         let c = self.config();
         if cap == 0 || cap > self.cpu.max_positions() {
@@ -315,9 +316,11 @@ impl CudaModel {
         }
         let n = c.num_layers * slots * c.num_kv_heads * cap * c.head_dim;
         let what = format!("KV cache ({slots} sequences x {cap} positions)");
+        // not zeroed: attention reads positions below each row's length
+        // only, all written by rope_kv_write or copied by a fork
         Ok(KvCache {
-            k: self.gpu.zeros_dt(self.dt, n, &what)?,
-            v: self.gpu.zeros_dt(self.dt, n, &what)?,
+            k: self.gpu.uninit_dt(self.dt, n, &what)?,
+            v: self.gpu.uninit_dt(self.dt, n, &what)?,
             slots,
             shape: self.shape(cap),
             layers: c.num_layers,
