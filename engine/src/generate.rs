@@ -360,14 +360,27 @@ pub fn generate_groups(
         out = model.forward(&mut seq_refs, &tok_refs, LogitsFor::Last)?;
     }
 
+    Ok(by_group(
+        groups,
+        active.into_iter().map(|a| (a.group, a.out)),
+    ))
+}
+
+/// Completions sorted into their groups (`out[g]`, rollouts in the order
+/// given): the result shape of [`generate_groups`] and its accelerated
+/// twins.
+pub fn by_group(
+    groups: &[GroupRequest<'_>],
+    done: impl IntoIterator<Item = (usize, Completion)>,
+) -> Vec<Vec<Completion>> {
     let mut results: Vec<Vec<Completion>> = groups
         .iter()
         .map(|g| Vec::with_capacity(g.sampler.rollouts()))
         .collect();
-    for a in active {
-        results[a.group].push(a.out);
+    for (group, c) in done {
+        results[group].push(c);
     }
-    Ok(results)
+    results
 }
 
 /// Index of the first maximal logit (torch.argmax's tie rule); errors on a

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use grail_core::hash::{derive, Digest};
 use serde_json::json;
 
 use crate::kernels::WDtype;
@@ -184,4 +185,31 @@ pub fn write_checkpoint(
         }
     }
     f.flush()
+}
+
+/// A benchmark's prompt: `len` pseudo-random token ids below `vocab` for
+/// group `group`, the same on every machine (the CPU and CUDA benchmarks
+/// measure the same workload).
+pub fn bench_prompt(group: usize, len: usize, vocab: usize) -> Vec<u32> {
+    (0..len)
+        .map(|i| {
+            let d = derive(
+                "grail/v1/bench-prompt",
+                &[&(group as u32).to_le_bytes(), &(i as u32).to_le_bytes()],
+            );
+            u32::from_le_bytes([d[0], d[1], d[2], d[3]]) % vocab as u32
+        })
+        .collect()
+}
+
+/// A benchmark's sampling seeds: one per rollout of group `group`.
+pub fn bench_seeds(group: usize, rollouts: usize) -> Vec<Digest> {
+    (0..rollouts as u32)
+        .map(|r| {
+            derive(
+                "grail/v1/bench-seed",
+                &[&(group as u32).to_le_bytes(), &r.to_le_bytes()],
+            )
+        })
+        .collect()
 }

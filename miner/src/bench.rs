@@ -14,14 +14,16 @@
 use std::path::Path;
 use std::time::Instant;
 
-use grail_core::hash::{derive, Digest};
+use grail_core::hash::Digest;
 use grail_core::keys::Keypair;
 use grail_core::params::ROLLOUTS_PER_PROBLEM;
 use grail_core::sampling::SamplingParams;
 use grail_core::sketch::{Sketch, SketchPlanes};
 use grail_core::wire::{RolloutRecord, WindowHeader};
 use grail_engine::generate::GroupRequest;
-use grail_engine::{generate_groups, Completion, EngineError, GenerateOptions, Model, Sampler};
+use grail_engine::{
+    generate_groups, synthetic, Completion, EngineError, GenerateOptions, Model, Sampler,
+};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -52,31 +54,12 @@ pub struct BenchReport {
 /// Run the benchmark on `model` (no tokenizer needed: prompts are
 /// pseudo-random token ids, fixed by `groups` and `prompt_tokens`).
 pub fn run(model: &Model, cfg: &BenchConfig) -> Result<BenchReport, EngineError> {
-    let vocab = model.config().vocab_size as u32;
+    let vocab = model.config().vocab_size;
     let prompts: Vec<Vec<u32>> = (0..cfg.groups)
-        .map(|g| {
-            (0..cfg.prompt_tokens)
-                .map(|i| {
-                    let d = derive(
-                        "grail/v1/bench-prompt",
-                        &[&(g as u32).to_le_bytes(), &(i as u32).to_le_bytes()],
-                    );
-                    u32::from_le_bytes([d[0], d[1], d[2], d[3]]) % vocab
-                })
-                .collect()
-        })
+        .map(|g| synthetic::bench_prompt(g, cfg.prompt_tokens, vocab))
         .collect();
     let seeds: Vec<Vec<Digest>> = (0..cfg.groups)
-        .map(|g| {
-            (0..ROLLOUTS_PER_PROBLEM)
-                .map(|r| {
-                    derive(
-                        "grail/v1/bench-seed",
-                        &[&(g as u32).to_le_bytes(), &r.to_le_bytes()],
-                    )
-                })
-                .collect()
-        })
+        .map(|g| synthetic::bench_seeds(g, ROLLOUTS_PER_PROBLEM as usize))
         .collect();
     let temperature = f64::from(cfg.temperature_milli) / 1000.0;
     let requests: Vec<GroupRequest<'_>> = prompts

@@ -18,9 +18,9 @@
 //! plus bytes written, median of 20).
 use std::time::Instant;
 
-use grail_core::hash::{derive, Digest};
+use grail_core::hash::Digest;
 use grail_core::sketch::SketchPlanes;
-use grail_engine::{GenerateOptions, GroupRequest, LogitsFor, Sampler};
+use grail_engine::{synthetic, GenerateOptions, GroupRequest, LogitsFor, Sampler};
 use grail_kernels::cuda::{CudaModel, Gpu};
 use grail_kernels::twins::Dt;
 
@@ -176,29 +176,10 @@ pub fn run(
         }
         let per_group = batch / groups;
         let prompts: Vec<Vec<u32>> = (0..groups)
-            .map(|g| {
-                (0..cfg.context)
-                    .map(|i| {
-                        let d = derive(
-                            "grail/v1/cuda-bench-prompt",
-                            &[&(g as u32).to_le_bytes(), &(i as u32).to_le_bytes()],
-                        );
-                        u32::from_le_bytes([d[0], d[1], d[2], d[3]]) % c.vocab_size as u32
-                    })
-                    .collect()
-            })
+            .map(|g| synthetic::bench_prompt(g, cfg.context, c.vocab_size))
             .collect();
         let seeds: Vec<Vec<Digest>> = (0..groups)
-            .map(|g| {
-                (0..per_group as u32)
-                    .map(|r| {
-                        derive(
-                            "grail/v1/cuda-bench-seed",
-                            &[&(g as u32).to_le_bytes(), &r.to_le_bytes()],
-                        )
-                    })
-                    .collect()
-            })
+            .map(|g| synthetic::bench_seeds(g, per_group))
             .collect();
         let requests: Vec<GroupRequest<'_>> = prompts
             .iter()

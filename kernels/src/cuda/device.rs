@@ -180,10 +180,7 @@ impl Gpu {
         // TF32), while bf16 GEMMs (CUBLAS_COMPUTE_32F) may use the tensor
         // cores, which a handle-wide pedantic mode would forbid.
         let status = unsafe {
-            blas_sys::cublasSetMathMode(
-                *blas.handle(),
-                blas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
-            )
+            blas_sys::cublasSetMathMode(*blas.handle(), blas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH)
         };
         if status != blas_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
             return Err(CudaError::Unsupported(format!(

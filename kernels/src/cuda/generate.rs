@@ -9,7 +9,7 @@
 use cudarc::driver::CudaSlice;
 use grail_core::sampling::{self, SamplingError, Uniforms};
 use grail_core::sketch::{Sketch, SketchError, SketchPlanes};
-use grail_engine::generate::{argmax, check_cancel};
+use grail_engine::generate::{argmax, by_group, check_cancel};
 use grail_engine::{
     validate_groups, Completion, EngineError, GenerateOptions, GroupRequest, Sampler,
 };
@@ -228,14 +228,10 @@ impl CudaModel {
             self.forward_in(&mut ws, &mut kv, &tokens, &sl, &pos, &outs, true)?;
         }
 
-        let mut results: Vec<Vec<Completion>> = groups
-            .iter()
-            .map(|g| Vec::with_capacity(g.sampler.rollouts()))
-            .collect();
-        for a in active {
-            results[a.group].push(a.out);
-        }
-        Ok(results)
+        Ok(by_group(
+            groups,
+            active.into_iter().map(|a| (a.group, a.out)),
+        ))
     }
 
     /// The token and logprob of each live rollout at position `t` from row
