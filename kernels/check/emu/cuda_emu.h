@@ -25,7 +25,7 @@
 //
 // Misuse the hardware would not forgive aborts with a message: a warp
 // collective with a partial mask or with lanes that have exited, more than
-// 1024 threads, more than 48 KiB of dynamic shared memory (the default
+// 1024 threads, a grid beyond the device's dimensions, more than 48 KiB of dynamic shared memory (the default
 // limit, which grail never raises), an unaligned
 // vector access, a fiber stack overflow (guard page).
 #pragma once
@@ -235,6 +235,9 @@ inline void run_grid(dim3 grid, dim3 block, size_t smem_bytes, const std::functi
     if (block.y != 1 || block.z != 1) fail("only one-dimensional blocks are emulated");
     if (block.x == 0 || block.x > MAX_THREADS) fail("block of %u threads", block.x);
     if (grid.x == 0 || grid.y == 0 || grid.z == 0) fail("empty grid");
+    if (grid.x > 2147483647u || grid.y > 65535u || grid.z > 65535u) {
+        fail("grid (%u, %u, %u) beyond the device's limits (2^31-1, 65535, 65535)", grid.x, grid.y, grid.z);
+    }
     if (smem_bytes > MAX_DYNAMIC_SMEM) fail("%zu bytes of dynamic shared memory", smem_bytes);
     m.threads = block.x;
     m.block_dim = block;
