@@ -25,9 +25,9 @@
 //
 // Misuse the hardware would not forgive aborts with a message: a warp
 // collective with a partial mask or with lanes that have exited, more than
-// 1024 threads, a grid beyond the device's dimensions, more than 48 KiB of dynamic shared memory (the default
-// limit, which grail never raises), an unaligned
-// vector access, a fiber stack overflow (guard page).
+// 1024 threads, a grid beyond the device's dimensions, more than 48 KiB of
+// dynamic shared memory (the default limit, which grail never raises), an
+// unaligned vector access, a fiber stack overflow (guard page).
 #pragma once
 
 #include <algorithm>
