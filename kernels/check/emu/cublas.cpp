@@ -7,7 +7,9 @@
 // B in f32 or bf16 (widened exactly), C in f32, every product accumulated in
 // f32 with fused multiply-adds in increasing k, the order a pedantic f32 GEMM
 // may use. Anything else (other types, compute types, device pointer mode)
-// is CUBLAS_STATUS_NOT_SUPPORTED, never a guess.
+// is CUBLAS_STATUS_NOT_SUPPORTED, never a guess. The product runs through
+// the emulated driver's stream (grail_emu_submit, driver.cpp), so a
+// capturing stream records it into its graph, as it would cuBLAS's kernels.
 #include <cstdint>
 #include <cstring>
 #include <cmath>
@@ -44,6 +46,10 @@ cublasStatus_t cublasSetStream_v2(cublasHandle_t h, void* stream) {
     h->stream = stream;
     return CUBLAS_STATUS_SUCCESS;
 }
+cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t h, void*, size_t) {
+    if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+    return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasSetMathMode(cublasHandle_t h, int mode) {
     if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
     h->math_mode = mode;
@@ -60,6 +66,9 @@ const char* cublasGetStatusString(cublasStatus_t s) {
 }
 const char* cublasGetStatusName(cublasStatus_t s) { return cublasGetStatusString(s); }
 
+// In the emulated driver (loaded first, with RTLD_GLOBAL).
+void grail_emu_submit(void* stream, void (*run)(void*), void* work, void (*drop)(void*));
+
 }  // extern "C"
 
 namespace {
@@ -73,6 +82,34 @@ float load(const void* p, int type, int64_t i) {
     std::memcpy(&f, &u, 4);
     return f;
 }
+
+// One cublasGemmEx call, its scalars copied (host pointer mode).
+struct Gemm {
+    int transa, transb, m, n, k;
+    float alpha;
+    const void* A;
+    int atype, lda;
+    const void* B;
+    int btype, ldb;
+    float beta;
+    float* C;
+    int ldc;
+
+    void run() const {
+        for (int64_t j = 0; j < n; j++) {
+            for (int64_t i = 0; i < m; i++) {
+                float acc = 0.0f;
+                for (int64_t p = 0; p < k; p++) {
+                    const float a = load(A, atype, transa == CUBLAS_OP_N ? i + p * lda : p + i * lda);
+                    const float b = load(B, btype, transb == CUBLAS_OP_N ? p + j * ldb : j + p * ldb);
+                    acc = std::fmaf(a, b, acc);
+                }
+                float& out = C[i + j * (int64_t)ldc];
+                out = beta == 0.0f ? alpha * acc : std::fmaf(beta, out, alpha * acc);
+            }
+        }
+    }
+};
 
 }  // namespace
 
@@ -97,20 +134,10 @@ extern "C" cublasStatus_t cublasGemmEx(cublasHandle_t h, int transa, int transb,
         ldc < (m > 1 ? m : 1)) {
         return CUBLAS_STATUS_INVALID_VALUE;
     }
-    const float al = *static_cast<const float*>(alpha);
-    const float be = *static_cast<const float*>(beta);
-    float* c = static_cast<float*>(C);
-    for (int64_t j = 0; j < n; j++) {
-        for (int64_t i = 0; i < m; i++) {
-            float acc = 0.0f;
-            for (int64_t p = 0; p < k; p++) {
-                const float a = load(A, atype, transa == CUBLAS_OP_N ? i + p * lda : p + i * lda);
-                const float b = load(B, btype, transb == CUBLAS_OP_N ? p + j * ldb : j + p * ldb);
-                acc = std::fmaf(a, b, acc);
-            }
-            float& out = c[i + j * (int64_t)ldc];
-            out = be == 0.0f ? al * acc : std::fmaf(be, out, al * acc);
-        }
-    }
+    auto* g = new Gemm{transa, transb, m, n, k, *static_cast<const float*>(alpha), A, atype, lda,
+                       B, btype, ldb, *static_cast<const float*>(beta), static_cast<float*>(C), ldc};
+    grail_emu_submit(
+        h->stream, [](void* w) { static_cast<Gemm*>(w)->run(); }, g,
+        [](void* w) { delete static_cast<Gemm*>(w); });
     return CUBLAS_STATUS_SUCCESS;
 }

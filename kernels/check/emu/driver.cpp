@@ -7,6 +7,10 @@
 // One device ("grail CPU emulator", compute capability 9.0), one context,
 // streams that run everything at once (so every stream is always in order
 // and synchronizing is free), device pointers that are host addresses.
+// Stream capture records kernel launches (their arguments copied, as the
+// driver does) and cuBLAS calls into a graph that cuGraphLaunch replays in
+// order; a copy or memset on a capturing stream is refused, as it is for
+// pageable host memory on a GPU.
 // Stricter than a GPU where that is cheap: every copy and memset is checked
 // against the allocation it touches, freeing an unknown pointer is an error,
 // and a kernel name or attribute it does not know is CUDA_ERROR_NOT_FOUND /
@@ -16,7 +20,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <vector>
 
 #include "cuda_emu.h"
 #include "emu.h"
@@ -27,10 +33,12 @@ typedef int CUresult;
 typedef int CUdevice;
 typedef unsigned long long CUdeviceptr;
 typedef void* CUcontext;
-typedef void* CUstream;
+typedef struct EmuStream* CUstream;
 typedef void* CUevent;
 typedef void* CUmodule;
 typedef const emu::Kernel* CUfunction;
+typedef struct EmuGraph* CUgraph;
+typedef struct EmuGraph* CUgraphExec;
 
 enum {
     CUDA_SUCCESS = 0,
@@ -41,9 +49,22 @@ enum {
     CUDA_ERROR_INVALID_HANDLE = 400,
     CUDA_ERROR_NOT_FOUND = 500,
     CUDA_ERROR_NOT_SUPPORTED = 801,
+    CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED = 900,
+    CUDA_ERROR_STREAM_CAPTURE_INVALIDATED = 901,
 };
 
 }  // extern "C"
+
+// A stream: work runs at once, unless the stream is capturing.
+struct EmuStream {
+    bool capturing = false;
+    std::vector<std::function<void()>> nodes;
+};
+
+// A captured graph, and its instantiation (the same object, copied).
+struct EmuGraph {
+    std::vector<std::function<void()>> nodes;
+};
 
 // The fiber switch cuda_emu.h declares (see there).
 asm(R"(
@@ -81,8 +102,16 @@ namespace {
 constexpr size_t TOTAL_MEMORY = size_t(16) << 30;
 constexpr size_t ALIGN = 256;
 int CONTEXT_TAG = 0;
-int STREAM_TAG = 0;
 int MODULE_TAG = 0;
+
+// The legacy default stream (a null CUstream).
+EmuStream* stream_of(CUstream s) {
+    static EmuStream* legacy = new EmuStream();
+    return s == nullptr ? legacy : s;
+}
+
+// Copies and memsets are refused on a capturing stream.
+bool capturing(CUstream s) { return stream_of(s)->capturing; }
 
 struct Memory {
     std::mutex lock;
@@ -210,14 +239,17 @@ CUresult cuMemGetInfo_v2(size_t* free_bytes, size_t* total) {
 }
 
 CUresult cuStreamCreate(CUstream* s, unsigned) {
-    *s = &STREAM_TAG;
+    *s = new EmuStream();
     return CUDA_SUCCESS;
 }
 CUresult cuStreamCreateWithPriority(CUstream* s, unsigned, int) {
-    *s = &STREAM_TAG;
+    *s = new EmuStream();
     return CUDA_SUCCESS;
 }
-CUresult cuStreamDestroy_v2(CUstream) { return CUDA_SUCCESS; }
+CUresult cuStreamDestroy_v2(CUstream s) {
+    if (s != nullptr) delete s;
+    return CUDA_SUCCESS;
+}
 CUresult cuStreamSynchronize(CUstream) { return CUDA_SUCCESS; }
 CUresult cuStreamQuery(CUstream) { return CUDA_SUCCESS; }
 CUresult cuStreamWaitEvent(CUstream, CUevent, unsigned) { return CUDA_SUCCESS; }
@@ -227,7 +259,8 @@ CUresult cuMemAllocAsync(CUdeviceptr* p, size_t bytes, CUstream) { return alloc(
 CUresult cuMemFree_v2(CUdeviceptr p) { return release(p); }
 CUresult cuMemFreeAsync(CUdeviceptr p, CUstream) { return release(p); }
 
-CUresult cuMemsetD8Async(CUdeviceptr p, unsigned char v, size_t n, CUstream) {
+CUresult cuMemsetD8Async(CUdeviceptr p, unsigned char v, size_t n, CUstream s) {
+    if (capturing(s)) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     check_range(p, n, "cuMemsetD8Async");
     std::memset(reinterpret_cast<void*>(p), v, n);
     return CUDA_SUCCESS;
@@ -235,7 +268,8 @@ CUresult cuMemsetD8Async(CUdeviceptr p, unsigned char v, size_t n, CUstream) {
 CUresult cuMemsetD8_v2(CUdeviceptr p, unsigned char v, size_t n) {
     return cuMemsetD8Async(p, v, n, nullptr);
 }
-CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, CUstream) {
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, CUstream s) {
+    if (capturing(s)) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     check_range(dst, n, "cuMemcpyHtoDAsync");
     std::memcpy(reinterpret_cast<void*>(dst), src, n);
     return CUDA_SUCCESS;
@@ -243,7 +277,8 @@ CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, CUstre
 CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void* src, size_t n) {
     return cuMemcpyHtoDAsync_v2(dst, src, n, nullptr);
 }
-CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, CUstream) {
+CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, CUstream s) {
+    if (capturing(s)) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     check_range(src, n, "cuMemcpyDtoHAsync");
     std::memcpy(dst, reinterpret_cast<const void*>(src), n);
     return CUDA_SUCCESS;
@@ -251,7 +286,8 @@ CUresult cuMemcpyDtoHAsync_v2(void* dst, CUdeviceptr src, size_t n, CUstream) {
 CUresult cuMemcpyDtoH_v2(void* dst, CUdeviceptr src, size_t n) {
     return cuMemcpyDtoHAsync_v2(dst, src, n, nullptr);
 }
-CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream) {
+CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s) {
+    if (capturing(s)) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
     check_range(src, n, "cuMemcpyDtoDAsync (source)");
     check_range(dst, n, "cuMemcpyDtoDAsync (destination)");
     std::memmove(reinterpret_cast<void*>(dst), reinterpret_cast<const void*>(src), n);
@@ -282,12 +318,69 @@ CUresult cuModuleGetFunction(CUfunction* f, CUmodule, const char* name) {
 }
 
 CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
-                        unsigned by, unsigned bz, unsigned smem, CUstream, void** params,
+                        unsigned by, unsigned bz, unsigned smem, CUstream s, void** params,
                         void** extra) {
     if (f == nullptr) return CUDA_ERROR_INVALID_HANDLE;
     if (extra != nullptr) return CUDA_ERROR_NOT_SUPPORTED;
-    f->run(dim3{gx, gy, gz}, dim3{bx, by, bz}, smem, params);
+    EmuStream* st = stream_of(s);
+    if (st->capturing) {
+        st->nodes.push_back(f->record(dim3{gx, gy, gz}, dim3{bx, by, bz}, smem, params));
+    } else {
+        f->run(dim3{gx, gy, gz}, dim3{bx, by, bz}, smem, params);
+    }
     return CUDA_SUCCESS;
+}
+
+// Stream capture and graphs.
+CUresult cuStreamBeginCapture_v2(CUstream s, int /*mode*/) {
+    EmuStream* st = stream_of(s);
+    if (st->capturing) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    st->capturing = true;
+    st->nodes.clear();
+    return CUDA_SUCCESS;
+}
+CUresult cuStreamEndCapture(CUstream s, CUgraph* graph) {
+    EmuStream* st = stream_of(s);
+    if (!st->capturing) return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    st->capturing = false;
+    *graph = new EmuGraph{std::move(st->nodes)};
+    st->nodes.clear();
+    return CUDA_SUCCESS;
+}
+CUresult cuStreamIsCapturing(CUstream s, int* status) {
+    *status = stream_of(s)->capturing ? 1 : 0;  // CU_STREAM_CAPTURE_STATUS_ACTIVE : NONE
+    return CUDA_SUCCESS;
+}
+CUresult cuGraphInstantiateWithFlags(CUgraphExec* exec, CUgraph graph, unsigned long long) {
+    *exec = new EmuGraph(*graph);
+    return CUDA_SUCCESS;
+}
+CUresult cuGraphLaunch(CUgraphExec exec, CUstream s) {
+    if (capturing(s)) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+    for (auto& node : exec->nodes) node();
+    return CUDA_SUCCESS;
+}
+CUresult cuGraphUpload(CUgraphExec, CUstream) { return CUDA_SUCCESS; }
+CUresult cuGraphExecDestroy(CUgraphExec exec) {
+    delete exec;
+    return CUDA_SUCCESS;
+}
+CUresult cuGraphDestroy(CUgraph graph) {
+    delete graph;
+    return CUDA_SUCCESS;
+}
+
+// For the emulated cuBLAS (cublas.cpp): run `work` on stream `s` now, or
+// record it into the graph `s` is capturing. `work` is then owned here.
+void grail_emu_submit(CUstream s, void (*run)(void*), void* work, void (*drop)(void*)) {
+    EmuStream* st = stream_of(s);
+    if (!st->capturing) {
+        run(work);
+        drop(work);
+        return;
+    }
+    std::shared_ptr<void> owned(work, drop);
+    st->nodes.push_back([run, owned] { run(owned.get()); });
 }
 
 CUresult cuEventCreate(CUevent* e, unsigned) {

@@ -12,14 +12,36 @@
 
 #include "emu.h"
 
+#include <tuple>
+
 namespace {
+
+template <typename... P>
+constexpr size_t kernel_arity(void (*)(P...)) {
+    return sizeof...(P);
+}
 
 template <auto K>
 void launcher(dim3 grid, dim3 block, size_t smem, void** params) {
     emu::launch(K, grid, block, smem, params);
 }
 
-#define KERNEL(name) {#name, &launcher<name>}
+template <typename... P, size_t... I>
+std::function<void()> bind_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, void** params,
+                           std::index_sequence<I...>) {
+    std::tuple<std::remove_cv_t<P>...> args{*static_cast<std::remove_cv_t<P>*>(params[I])...};
+    return [=]() mutable {
+        void* ps[] = {&std::get<I>(args)...};
+        emu::launch(k, grid, block, smem, ps);
+    };
+}
+
+template <auto K>
+std::function<void()> recorder(dim3 grid, dim3 block, size_t smem, void** params) {
+    return bind_launch(K, grid, block, smem, params, std::make_index_sequence<kernel_arity(K)>{});
+}
+
+#define KERNEL(name) {#name, &launcher<name>, &recorder<name>}
 const emu::Kernel KERNELS[] = {
     KERNEL(attention_split_f32),   KERNEL(attention_split_bf16), KERNEL(attention_combine_f32),
     KERNEL(attention_combine_bf16), KERNEL(embedding_f32),        KERNEL(embedding_bf16),

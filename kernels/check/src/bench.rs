@@ -10,7 +10,9 @@
 //! `CudaModel::generate_groups` with the verifiable sampler and sketches
 //! (as the miner runs), once with 1 new token and once with `1 + new_tokens`:
 //! decode tokens/s = B * new_tokens / (t_long - t_short), prefill tokens/s =
-//! prompt tokens / t_short; the median of `reps` runs each.
+//! prompt tokens / t_short; the median of `reps` runs each. Decode is
+//! measured with the decode steps replaying CUDA graphs (the backend's
+//! default) and with every kernel launched by the host ("eager").
 //!
 //! Roofline ceiling of a decode step: every weight matrix (and the LM head)
 //! read once plus every rollout's KV cache at the mean context, over the
@@ -44,7 +46,10 @@ pub struct BenchConfig {
 pub struct BatchFigures {
     pub batch: usize,
     pub groups: usize,
+    /// With decode graphs (the default).
     pub decode_tokens_per_sec: f64,
+    /// Every kernel launched by the host.
+    pub eager_decode_tokens_per_sec: f64,
     pub prefill_tokens_per_sec: f64,
     /// Bytes one decode step must read at the mean context.
     pub step_bytes: f64,
@@ -151,11 +156,11 @@ pub fn validation_tolerance(dt: Dt) -> f64 {
 
 /// Runs the benchmark on `model` (see the module docs).
 pub fn run(
-    model: &CudaModel,
+    model: &mut CudaModel,
     cfg: &BenchConfig,
     transformers: Option<&TransformersFigures>,
 ) -> Result<BenchReport, String> {
-    let gpu = model.gpu();
+    let gpu = model.gpu().clone();
     let c = model.config().clone();
     let validation = validate(model, 16.min(cfg.context))?;
     let tolerance = validation_tolerance(model.dt());
@@ -164,7 +169,7 @@ pub fn run(
             "validation: device logits differ from the CPU engine's by {validation:.3e} (relative), more than {tolerance:.0e}"
         ));
     }
-    let bandwidth = measure_bandwidth(gpu, cfg.copy_bytes)?;
+    let bandwidth = measure_bandwidth(&gpu, cfg.copy_bytes)?;
     let planes = SketchPlanes::new(&[7u8; 32], c.hidden_size).map_err(|e| e.to_string())?;
     let mut batches = Vec::new();
     for &batch in &cfg.batches {
@@ -192,7 +197,7 @@ pub fn run(
                 },
             })
             .collect();
-        let time = |new_tokens: usize| -> Result<f64, String> {
+        let time = |model: &CudaModel, new_tokens: usize| -> Result<f64, String> {
             let opts = GenerateOptions {
                 max_new_tokens: new_tokens,
                 stop_tokens: &[],
@@ -214,22 +219,28 @@ pub fn run(
             }
             Ok(secs)
         };
-        time(1 + cfg.new_tokens.min(4))?; // warm-up: module load, cuBLAS heuristics, allocator
-        let mut short = Vec::new();
-        let mut long = Vec::new();
-        for _ in 0..cfg.reps.max(1) {
-            short.push(time(1)?);
-            long.push(time(1 + cfg.new_tokens)?);
-        }
-        let (short, long) = (median(short), median(long));
-        let decode_secs = long - short;
-        if decode_secs <= 0.0 {
-            return Err(format!(
-                "batch {batch}: decoding {} tokens took no measurable time ({long:.4} s vs {short:.4} s)",
-                cfg.new_tokens
-            ));
-        }
-        let decode = (batch * cfg.new_tokens) as f64 / decode_secs;
+        // decode tokens/s with and without graphs; prefill from the former
+        let mut measure = |graphs: bool| -> Result<(f64, f64), String> {
+            model.set_decode_graphs(graphs);
+            time(model, 1 + cfg.new_tokens.min(4))?; // warm-up: modules, cuBLAS heuristics, allocator
+            let mut short = Vec::new();
+            let mut long = Vec::new();
+            for _ in 0..cfg.reps.max(1) {
+                short.push(time(model, 1)?);
+                long.push(time(model, 1 + cfg.new_tokens)?);
+            }
+            let (short, long) = (median(short), median(long));
+            let decode_secs = long - short;
+            if decode_secs <= 0.0 {
+                return Err(format!(
+                    "batch {batch}: decoding {} tokens took no measurable time ({long:.4} s vs {short:.4} s)",
+                    cfg.new_tokens
+                ));
+            }
+            Ok(((batch * cfg.new_tokens) as f64 / decode_secs, short))
+        };
+        let (eager, _) = measure(false)?;
+        let (decode, short) = measure(true)?;
         let mean_context = cfg.context as f64 + cfg.new_tokens as f64 / 2.0;
         let step_bytes = model.weight_bytes_per_step() as f64
             + batch as f64 * mean_context * model.kv_bytes_per_position() as f64;
@@ -238,6 +249,7 @@ pub fn run(
             batch,
             groups,
             decode_tokens_per_sec: decode,
+            eager_decode_tokens_per_sec: eager,
             prefill_tokens_per_sec: (groups * cfg.context) as f64 / short,
             step_bytes,
             roofline_tokens_per_sec: roofline,
@@ -287,8 +299,8 @@ pub fn markdown(
             t.transformers, t.device
         );
     }
-    s += "| batch | groups | decode tokens/s | roofline ceiling tokens/s | of ceiling | transformers tokens/s | vs transformers | prefill tokens/s |\n";
-    s += "|---|---|---|---|---|---|---|---|\n";
+    s += "| batch | groups | decode tokens/s | roofline ceiling tokens/s | of ceiling | decode without graphs | transformers tokens/s | vs transformers | prefill tokens/s |\n";
+    s += "|---|---|---|---|---|---|---|---|---|\n";
     for b in &r.batches {
         let (hf, ratio) = match b.transformers_tokens_per_sec {
             Some(t) => (
@@ -298,12 +310,13 @@ pub fn markdown(
             None => ("—".into(), "—".into()),
         };
         s += &format!(
-            "| {} | {} | {:.0} | {:.0} | {:.1}% | {hf} | {ratio} | {:.0} |\n",
+            "| {} | {} | {:.0} | {:.0} | {:.1}% | {:.0} | {hf} | {ratio} | {:.0} |\n",
             b.batch,
             b.groups,
             b.decode_tokens_per_sec,
             b.roofline_tokens_per_sec,
             100.0 * b.roofline_fraction,
+            b.eager_decode_tokens_per_sec,
             b.prefill_tokens_per_sec
         );
     }

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
+use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig,
-    PushKernelArg, ValidAsZeroBits,
+    CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr, DeviceRepr,
+    LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 use cudarc::nvrtc::Ptx;
 
@@ -16,6 +17,10 @@ use crate::twins::{
     attention_smem_bytes, attention_unsupported, AttnShape, Dt, ATTN_SPLIT, SKETCH_MAX_DIM,
     SOFTMAX_THREADS,
 };
+
+/// Bytes of the workspace cuBLAS gets (the size NVIDIA recommends for
+/// Hopper).
+const CUBLAS_WORKSPACE_BYTES: usize = 32 << 20;
 
 /// The compiled kernel files (build.rs), by name.
 const MODULES: &[(&str, &[u8])] = &[
@@ -134,6 +139,9 @@ pub struct Gpu {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     blas: CudaBlas,
+    /// cuBLAS's workspace, ours, so that its calls can be captured into a
+    /// graph (it must not allocate while a stream is capturing).
+    _blas_workspace: CudaSlice<u8>,
     funcs: HashMap<&'static str, CudaFunction>,
     name: String,
     capability: (i32, i32),
@@ -202,6 +210,23 @@ impl Gpu {
                 capability.0, capability.1
             )));
         }
+        let blas_workspace = stream
+            .alloc_zeros::<u8>(CUBLAS_WORKSPACE_BYTES)
+            .op(|| "allocating cuBLAS's workspace".into())?;
+        // SAFETY: a valid handle and an allocation that lives as long as it
+        // (both owned by the Gpu, the handle dropped first: field order).
+        let status = unsafe {
+            blas_sys::cublasSetWorkspace_v2(
+                *blas.handle(),
+                ptr(&blas_workspace, &stream) as *mut std::ffi::c_void,
+                CUBLAS_WORKSPACE_BYTES,
+            )
+        };
+        if status != blas_sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+            return Err(CudaError::Unsupported(format!(
+                "cublasSetWorkspace: {status:?}"
+            )));
+        }
         let mut funcs = HashMap::new();
         for (module, bytes) in MODULES {
             let m = ctx
@@ -221,6 +246,7 @@ impl Gpu {
             ctx,
             stream,
             blas,
+            _blas_workspace: blas_workspace,
             funcs,
             name,
             capability,
@@ -237,6 +263,26 @@ impl Gpu {
 
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
+    }
+
+    /// Records the work `body` enqueues (kernels and cuBLAS calls; no
+    /// copies, no allocations) into a graph instead of running it; the
+    /// graph's launches then replay it with one call. The capture always
+    /// ends, also when `body` fails.
+    pub fn capture(
+        &self,
+        body: impl FnOnce() -> Result<(), CudaError>,
+    ) -> Result<CudaGraph, CudaError> {
+        self.stream
+            .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+            .op(|| "beginning a stream capture".into())?;
+        let recorded = body();
+        let graph = self
+            .stream
+            .end_capture(CUgraphInstantiate_flags(0))
+            .op(|| "ending a stream capture (instantiating its graph)".into());
+        recorded?;
+        graph?.ok_or_else(|| CudaError::Unsupported("a stream capture recorded no graph".into()))
     }
 
     /// (free, total) device memory in bytes.

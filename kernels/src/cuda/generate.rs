@@ -6,7 +6,9 @@
 //! one batch; sampling and sketching run on the device and only tokens,
 //! logprobs and sketches come back. Groups are taken in batches whose KV
 //! caches fit in free device memory.
-use cudarc::driver::CudaSlice;
+use std::collections::hash_map::{Entry, HashMap};
+
+use cudarc::driver::{CudaGraph, CudaSlice};
 use grail_core::sampling::{self, SamplingError, Uniforms};
 use grail_core::sketch::{Sketch, SketchError, SketchPlanes};
 use grail_engine::generate::{argmax, by_group, check_cancel};
@@ -173,7 +175,9 @@ impl CudaModel {
         kv.fork(&gpu, &forks)?;
 
         // Decode. Row j of `ws.hidden` / `ws.logits` is the j-th unfinished
-        // rollout (in rollout order) at every step.
+        // rollout (in rollout order) at every step. Declared after the
+        // buffers they read, the graphs are dropped before them.
+        let mut graphs: HashMap<usize, CudaGraph> = HashMap::new();
         for t in 0..opts.max_new_tokens {
             let live: Vec<usize> = (0..active.len()).filter(|&i| !active[i].done).collect();
             let (picks, sketches) = self.sample_and_sketch(
@@ -225,7 +229,24 @@ impl CudaModel {
                 .map(|&i| (groups[active[i].group].prompt.len() + t) as u32)
                 .collect();
             let outs: Vec<u32> = (0..feed.len() as u32).collect();
-            self.forward_in(&mut ws, &mut kv, &tokens, &sl, &pos, &outs, true)?;
+            if self.decode_graphs() {
+                // one recording per batch size, attention over the whole
+                // cache (blocks past a row's length return at once)
+                self.forward_inputs(&mut ws, &kv, &tokens, &sl, &pos, &outs)?;
+                let n = feed.len();
+                let graph = match graphs.entry(n) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(
+                        gpu.capture(|| self.forward_layers(&mut ws, &mut kv, n, n, cap, true))?,
+                    ),
+                };
+                graph.launch().map_err(|source| CudaError::Driver {
+                    op: format!("launching the decode graph of {n} rows"),
+                    source,
+                })?;
+            } else {
+                self.forward_in(&mut ws, &mut kv, &tokens, &sl, &pos, &outs, true)?;
+            }
         }
 
         Ok(by_group(

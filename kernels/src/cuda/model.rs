@@ -39,6 +39,9 @@ pub struct CudaModel {
     norm: CudaSlice<f32>,
     rope: CudaSlice<f32>,
     weight_bytes: usize,
+    /// Decode steps replay a recorded graph (one per batch size) instead of
+    /// launching their ~10 kernels per layer one by one.
+    decode_graphs: bool,
 }
 
 impl std::fmt::Debug for CudaModel {
@@ -260,6 +263,7 @@ impl CudaModel {
             norm,
             rope,
             weight_bytes,
+            decode_graphs: true,
         })
     }
 
@@ -274,6 +278,17 @@ impl CudaModel {
 
     pub fn config(&self) -> &ModelConfig {
         self.cpu.config()
+    }
+
+    /// Whether decode steps replay CUDA graphs (the default) or launch
+    /// their kernels one by one; both compute the same thing with the same
+    /// kernels.
+    pub fn set_decode_graphs(&mut self, on: bool) {
+        self.decode_graphs = on;
+    }
+
+    pub fn decode_graphs(&self) -> bool {
+        self.decode_graphs
     }
 
     /// Storage type on the device.
@@ -430,6 +445,21 @@ impl CudaModel {
         out_rows: &[u32],
         logits: bool,
     ) -> Result<(), CudaError> {
+        let max_len = self.forward_inputs(ws, kv, tokens, slots, pos, out_rows)?;
+        self.forward_layers(ws, kv, tokens.len(), out_rows.len(), max_len, logits)
+    }
+
+    /// The checks and uploads of [`CudaModel::forward_in`]: the rows' inputs
+    /// into `ws`. Returns the longest row's length (its attention span).
+    pub fn forward_inputs(
+        &self,
+        ws: &mut Workspace,
+        kv: &KvCache,
+        tokens: &[u32],
+        slots: &[u32],
+        pos: &[u32],
+        out_rows: &[u32],
+    ) -> Result<usize, CudaError> {
         let c = self.config();
         let g = &*self.gpu;
         let rows = tokens.len();
@@ -480,13 +510,6 @@ impl CudaModel {
                 "forward: output row {r} of {rows}"
             )));
         }
-        let (h, d, nh, inter) = (c.hidden_size, c.head_dim, c.num_heads, c.intermediate_size);
-        let width = (nh + 2 * c.num_kv_heads) * d;
-        let shape = kv.shape;
-        let scale = 1.0 / (d as f32).sqrt();
-        let eps = c.rms_norm_eps;
-        let dt = self.dt;
-        let max_len = pos.iter().map(|&p| p as usize + 1).max().unwrap_or(1);
         let len: Vec<u32> = pos.iter().map(|&p| p + 1).collect();
         g.upload_into(tokens, &mut ws.ids, "token ids")?;
         g.upload_into(slots, &mut ws.slot, "slots")?;
@@ -496,6 +519,32 @@ impl CudaModel {
         // memory waits for the stream, and one after the layers would stall
         // the host until they finished
         g.upload_into(out_rows, &mut ws.outs, "output rows")?;
+        Ok(len.iter().map(|&l| l as usize).max().unwrap_or(1))
+    }
+
+    /// The launches of [`CudaModel::forward_in`] over the inputs already in
+    /// `ws` (`rows` rows, `n` output rows, attention over at most
+    /// `max_len` positions): no copies and no allocations, so a stream
+    /// capture can record them (with `max_len` the cache's capacity, the
+    /// recording serves every step).
+    pub fn forward_layers(
+        &self,
+        ws: &mut Workspace,
+        kv: &mut KvCache,
+        rows: usize,
+        n: usize,
+        max_len: usize,
+        logits: bool,
+    ) -> Result<(), CudaError> {
+        let c = self.config();
+        let g = &*self.gpu;
+        assert!(rows <= ws.rows && n <= ws.out_rows && max_len <= kv.cap() && kv.cap() <= ws.cap);
+        let (h, d, nh, inter) = (c.hidden_size, c.head_dim, c.num_heads, c.intermediate_size);
+        let width = (nh + 2 * c.num_kv_heads) * d;
+        let shape = kv.shape;
+        let scale = 1.0 / (d as f32).sqrt();
+        let eps = c.rms_norm_eps;
+        let dt = self.dt;
         let w = ws;
 
         g.embedding(&self.embed, &w.ids, rows, h, &mut w.x)?; // (rows, h)
@@ -563,7 +612,6 @@ impl CudaModel {
             g.gemm(&w.act, rows, &l.wdown, 0, h, inter, &mut w.proj)?; // (rows, h)
             prev_bias = l.down_bias.as_ref();
         }
-        let n = out_rows.len();
         if n > 0 {
             g.rms_norm_residual(
                 &mut w.x,

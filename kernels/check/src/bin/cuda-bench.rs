@@ -139,7 +139,7 @@ fn run(args: &Args) -> Result<(), (u8, String)> {
         cpu.set_max_positions(cap)
             .map_err(|e| usage(e.to_string()))?;
     }
-    let model =
+    let mut model =
         CudaModel::new(gpu, cpu).map_err(|e| failed(format!("uploading the model: {e}")))?;
     let cfg = BenchConfig {
         batches: args.batches.clone(),
@@ -148,7 +148,7 @@ fn run(args: &Args) -> Result<(), (u8, String)> {
         reps: args.reps,
         copy_bytes: args.copy_bytes,
     };
-    let report = bench::run(&model, &cfg, transformers.as_ref()).map_err(failed)?;
+    let report = bench::run(&mut model, &cfg, transformers.as_ref()).map_err(failed)?;
     let label = match (&args.label, &args.synthetic) {
         (Some(l), _) => l.clone(),
         (None, Some(s)) => format!("random Qwen2.5-{}-shape checkpoint", s.to_uppercase()),

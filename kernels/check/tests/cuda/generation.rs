@@ -38,7 +38,7 @@ fn generation_matches_the_cpu_engine() {
     let dir = stories();
     let gpu = grail_cuda_check::device();
     let cpu = Model::load(&dir).unwrap();
-    let model = CudaModel::new(gpu, Model::load(&dir).unwrap()).unwrap();
+    let mut model = CudaModel::new(gpu, Model::load(&dir).unwrap()).unwrap();
     // the emulation runs every CUDA thread as a fiber: keep it short there
     let (lens, new_tokens) = if REAL_KERNELS {
         ([300usize, 17, 120], 96)
@@ -83,12 +83,28 @@ fn generation_matches_the_cpu_engine() {
         cancel: None,
     };
     let want = generate_groups(&cpu, &groups, &opts).unwrap();
-    let got = model.generate_groups(&groups, &opts).unwrap();
+    // decode steps replaying CUDA graphs (the default), then launching
+    // every kernel
+    for graphs in [true, false] {
+        model.set_decode_graphs(graphs);
+        let got = model.generate_groups(&groups, &opts).unwrap();
+        compare(&got, &want, cpu.config().hidden_size, new_tokens, graphs);
+    }
+}
+
+/// `got` against the CPU engine's `want`: tokens and finish reasons equal,
+/// logprobs and hidden states within 1e-4, sketches within 2 bits.
+fn compare(
+    got: &[Vec<grail_engine::Completion>],
+    want: &[Vec<grail_engine::Completion>],
+    h: usize,
+    new_tokens: usize,
+    graphs: bool,
+) {
     assert_eq!(got.len(), want.len());
-    let h = cpu.config().hidden_size;
     let (mut rollouts, mut tokens, mut early) = (0, 0, 0);
     let (mut worst_lp, mut worst_hidden, mut worst_sketch) = (0f64, 0f32, 0u32);
-    for (g, (gg, wg)) in got.iter().zip(&want).enumerate() {
+    for (g, (gg, wg)) in got.iter().zip(want).enumerate() {
         assert_eq!(gg.len(), wg.len(), "group {g}: rollouts");
         for (r, (a, b)) in gg.iter().zip(wg).enumerate() {
             assert_eq!(a.tokens, b.tokens, "group {g} rollout {r}: tokens");
@@ -133,7 +149,7 @@ fn generation_matches_the_cpu_engine() {
         "{early} of {rollouts} rollouts ended early"
     );
     println!(
-        "{}: {rollouts} rollouts, {tokens} tokens ({early} ended early) equal the CPU engine's; max |logprob diff| {worst_lp:.2e}, max |hidden diff| {worst_hidden:.2e}, max sketch distance {worst_sketch}",
+        "{}, decode graphs {graphs}: {rollouts} rollouts, {tokens} tokens ({early} ended early) equal the CPU engine's; max |logprob diff| {worst_lp:.2e}, max |hidden diff| {worst_hidden:.2e}, max sketch distance {worst_sketch}",
         grail_cuda_check::describe()
     );
 }
