@@ -57,12 +57,18 @@ assert names == ["cuda"], names
 PY
     # the executables find fixtures through the build's absolute repo path
     pwd >"$bundle/built-at"
+    if [ "${GPU_CHECK_EMULATED:-0}" = 1 ]; then echo emulated; else echo cuda; fi >"$bundle/kind"
     rm "$bundle/build.json"
     strip --strip-debug "$bundle/cuda-tests" "$bundle/cuda-bench"
     ls -la "$bundle"
     ;;
 run)
     [ -x "$bundle/cuda-tests" ] || { echo "no $bundle/: run 'scripts/gpu-check.sh build' first" >&2; exit 2; }
+    kind=$(cat "$bundle/kind")
+    if [ "$kind" != cuda ] && [ "${GPU_CHECK_EMULATED:-0}" != 1 ]; then
+        echo "$bundle/ was built for the CPU emulation (GPU_CHECK_EMULATED=1): it proves nothing about a GPU; rebuild with 'scripts/gpu-check.sh build'" >&2
+        exit 2
+    fi
     built_at=$(cat "$bundle/built-at")
     if [ "$built_at" != "$PWD" ] && [ ! -e "$built_at" ]; then
         mkdir -p "$(dirname "$built_at")" && ln -s "$PWD" "$built_at"
@@ -80,7 +86,7 @@ run)
     mkdir -p "$out"
     report="$out/report.txt"
     {
-        echo "grail gpu-check $(date -u +%FT%TZ)"
+        echo "grail gpu-check $(date -u +%FT%TZ), bundle built for: $kind"
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     } >"$report"
     status=0
