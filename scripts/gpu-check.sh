@@ -64,7 +64,7 @@ PY
     ;;
 run)
     [ -x "$bundle/cuda-tests" ] || { echo "no $bundle/: run 'scripts/gpu-check.sh build' first" >&2; exit 2; }
-    kind=$(cat "$bundle/kind")
+    kind=$(cat "$bundle/kind" 2>/dev/null || echo unknown)
     if [ "$kind" != cuda ] && [ "${GPU_CHECK_EMULATED:-0}" != 1 ]; then
         echo "$bundle/ was built for the CPU emulation (GPU_CHECK_EMULATED=1): it proves nothing about a GPU; rebuild with 'scripts/gpu-check.sh build'" >&2
         exit 2
