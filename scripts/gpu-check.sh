@@ -66,7 +66,7 @@ run)
     [ -x "$bundle/cuda-tests" ] || { echo "no $bundle/: run 'scripts/gpu-check.sh build' first" >&2; exit 2; }
     kind=$(cat "$bundle/kind" 2>/dev/null || echo unknown)
     if [ "$kind" != cuda ] && [ "${GPU_CHECK_EMULATED:-0}" != 1 ]; then
-        echo "$bundle/ was built for the CPU emulation (GPU_CHECK_EMULATED=1): it proves nothing about a GPU; rebuild with 'scripts/gpu-check.sh build'" >&2
+        echo "$bundle/ was not built for a GPU (built for: $kind): it proves nothing about one; rebuild with 'scripts/gpu-check.sh build'" >&2
         exit 2
     fi
     built_at=$(cat "$bundle/built-at")
