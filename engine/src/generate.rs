@@ -63,6 +63,22 @@ pub struct GroupRequest<'a> {
     pub sampler: Sampler<'a>,
 }
 
+/// One group per `(prompt, seeds)`, each rollout sampled by the protocol
+/// sampler at `temperature` from its seed: the requests of a miner's window
+/// and of the benchmarks.
+pub fn verifiable_groups<'a>(
+    groups: impl IntoIterator<Item = (&'a [u32], &'a [Digest])>,
+    temperature: f64,
+) -> Vec<GroupRequest<'a>> {
+    groups
+        .into_iter()
+        .map(|(prompt, seeds)| GroupRequest {
+            prompt,
+            sampler: Sampler::Verifiable { temperature, seeds },
+        })
+        .collect()
+}
+
 /// Generation limits, what to keep of the hidden states, and when to stop
 /// early.
 #[derive(Debug, Clone, Copy)]

@@ -57,8 +57,8 @@ pub mod tokenizer;
 pub use config::{Architecture, ModelConfig, RopeScaling};
 pub use error::EngineError;
 pub use generate::{
-    generate_group, generate_groups, validate_groups, Completion, FinishReason, GenerateOptions,
-    GroupRequest, Sampler,
+    generate_group, generate_groups, validate_groups, verifiable_groups, Completion, FinishReason,
+    GenerateOptions, GroupRequest, Sampler,
 };
 pub use model::{ForwardOutput, LayerWeights, LogitsFor, Model, Sequence, MAX_POSITIONS};
 pub use tokenizer::{ChatMessage, Tokenizer};

@@ -7,7 +7,8 @@ use grail_core::hash::Digest;
 use grail_core::sketch::SketchPlanes;
 use grail_engine::generate::GroupRequest;
 use grail_engine::{
-    generate_groups, Completion, EngineError, GenerateOptions, Model, ModelConfig, Sampler,
+    generate_groups, verifiable_groups, Completion, EngineError, GenerateOptions, Model,
+    ModelConfig,
 };
 
 /// One group to generate: a prompt and one sampling seed per rollout.
@@ -160,15 +161,7 @@ impl Backend for CudaBackend {
 /// The engine's request for each job: the protocol sampler at the window's
 /// temperature, one seed per rollout.
 fn requests<'a>(jobs: &[GroupJob<'a>], opts: &JobOptions<'_>) -> Vec<GroupRequest<'a>> {
-    jobs.iter()
-        .map(|j| GroupRequest {
-            prompt: j.prompt,
-            sampler: Sampler::Verifiable {
-                temperature: opts.temperature,
-                seeds: j.seeds,
-            },
-        })
-        .collect()
+    verifiable_groups(jobs.iter().map(|j| (j.prompt, j.seeds)), opts.temperature)
 }
 
 /// The engine's options for a call: sketches on, hidden states not kept.

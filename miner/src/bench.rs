@@ -20,9 +20,8 @@ use grail_core::params::ROLLOUTS_PER_PROBLEM;
 use grail_core::sampling::SamplingParams;
 use grail_core::sketch::{Sketch, SketchPlanes};
 use grail_core::wire::{RolloutRecord, WindowHeader};
-use grail_engine::generate::GroupRequest;
 use grail_engine::{
-    generate_groups, synthetic, Completion, EngineError, GenerateOptions, Model, Sampler,
+    generate_groups, synthetic, verifiable_groups, Completion, EngineError, GenerateOptions, Model,
 };
 
 /// What to run.
@@ -62,17 +61,13 @@ pub fn run(model: &Model, cfg: &BenchConfig) -> Result<BenchReport, EngineError>
         .map(|g| synthetic::bench_seeds(g, ROLLOUTS_PER_PROBLEM as usize))
         .collect();
     let temperature = f64::from(cfg.temperature_milli) / 1000.0;
-    let requests: Vec<GroupRequest<'_>> = prompts
-        .iter()
-        .zip(&seeds)
-        .map(|(p, s)| GroupRequest {
-            prompt: p,
-            sampler: Sampler::Verifiable {
-                temperature,
-                seeds: s,
-            },
-        })
-        .collect();
+    let requests = verifiable_groups(
+        prompts
+            .iter()
+            .map(Vec::as_slice)
+            .zip(seeds.iter().map(Vec::as_slice)),
+        temperature,
+    );
     let planes = SketchPlanes::new(&[9u8; 32], model.config().hidden_size)
         .map_err(|e| EngineError::InvalidRequest(format!("sketch planes: {e}")))?;
     let opts = |keep_hidden: bool, sketch: bool| GenerateOptions {

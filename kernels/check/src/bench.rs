@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use grail_core::hash::Digest;
 use grail_core::sketch::SketchPlanes;
-use grail_engine::{synthetic, GenerateOptions, GroupRequest, LogitsFor, Sampler};
+use grail_engine::{synthetic, verifiable_groups, GenerateOptions, LogitsFor};
 use grail_kernels::cuda::{CudaModel, Gpu};
 use grail_kernels::twins::Dt;
 
@@ -186,17 +186,13 @@ pub fn run(
         let seeds: Vec<Vec<Digest>> = (0..groups)
             .map(|g| synthetic::bench_seeds(g, per_group))
             .collect();
-        let requests: Vec<GroupRequest<'_>> = prompts
-            .iter()
-            .zip(&seeds)
-            .map(|(p, s)| GroupRequest {
-                prompt: p,
-                sampler: Sampler::Verifiable {
-                    temperature: 1.0,
-                    seeds: s,
-                },
-            })
-            .collect();
+        let requests = verifiable_groups(
+            prompts
+                .iter()
+                .map(Vec::as_slice)
+                .zip(seeds.iter().map(Vec::as_slice)),
+            1.0,
+        );
         let time = |model: &CudaModel, new_tokens: usize| -> Result<f64, String> {
             let opts = GenerateOptions {
                 max_new_tokens: new_tokens,
