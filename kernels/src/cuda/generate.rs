@@ -52,6 +52,12 @@ impl CudaModel {
     ) -> Result<Vec<Vec<Completion>>, EngineError> {
         validate_groups(self.cpu(), groups, opts)?;
         check_cancel(opts)?;
+        // a poisoned lock only means another call panicked; the device
+        // state it left is per call (workspaces, caches), nothing shared
+        let _one_at_a_time = self
+            .generating
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (free, _) = self.gpu().memory()?;
         let budget = (free as f64 * KV_MEMORY_SHARE) as usize;
         let per_position = self.kv_bytes_per_position();

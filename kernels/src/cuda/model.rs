@@ -42,6 +42,9 @@ pub struct CudaModel {
     /// Decode steps replay a recorded graph (one per batch size) instead of
     /// launching their ~10 kernels per layer one by one.
     decode_graphs: bool,
+    /// Held by each `generate_groups` call: they share the device's one
+    /// stream, and a stream capture would record another call's launches.
+    pub(crate) generating: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for CudaModel {
@@ -264,6 +267,7 @@ impl CudaModel {
             rope,
             weight_bytes,
             decode_graphs: true,
+            generating: std::sync::Mutex::new(()),
         })
     }
 
