@@ -424,24 +424,28 @@ pub fn plane_words(planes: &SketchPlanes) -> Vec<u32> {
         .collect()
 }
 
+/// `n` pseudo-random inputs in [-1, 1) (xorshift64* from `seed`): what the
+/// twin tests here and the kernel parity tests (kernels/check) feed both
+/// sides with.
+pub fn random_inputs(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s >> 12;
+            s ^= s << 25;
+            s ^= s >> 27;
+            let x = s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+            x as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use grail_core::sampling;
 
-    /// xorshift64* uniforms in [-1, 1).
-    pub(crate) fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s >> 12;
-                s ^= s << 25;
-                s ^= s >> 27;
-                let x = s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
-                x as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
+    use super::random_inputs as rand_vec;
 
     #[test]
     fn sampler_twin_picks_the_protocol_token() {

@@ -11,22 +11,10 @@ use grail_core::sketch::SketchPlanes;
 use grail_engine::kernels::{Mat, WDtype};
 use grail_engine::{LogitsFor, Model};
 use grail_kernels::cuda::{CudaModel, DBuf, Gpu};
-use grail_kernels::twins::{self, AttnShape, Dt};
+use grail_kernels::twins::{self, random_inputs as rand_vec, AttnShape, Dt};
 
 fn gpu() -> Arc<Gpu> {
     grail_cuda_check::device()
-}
-
-fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            (s.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
 }
 
 fn close(what: &str, gpu: &[f32], cpu: &[f32], atol: f32, rtol: f32) {
@@ -585,16 +573,6 @@ fn forward_both(
     ([hidden, want.hidden], [logits, want.logits], model.dt())
 }
 
-/// ||a - b|| / ||b||.
-fn relative_error(a: &[f32], b: &[f32]) -> f64 {
-    let (mut num, mut den) = (0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        num += f64::from(x - y).powi(2);
-        den += f64::from(*y).powi(2);
-    }
-    (num / den).sqrt()
-}
-
 #[test]
 fn forward_matches_the_cpu_engine_on_stories260k() {
     let dir =
@@ -650,7 +628,7 @@ fn forward_matches_the_cpu_engine_on_every_test_checkpoint() {
                         got.iter().all(|x| x.is_finite()),
                         "{name} {what}: not finite"
                     );
-                    let e = relative_error(got, want);
+                    let e = grail_cuda_check::bench::relative_error(got, want);
                     assert!(
                         e <= 2e-2,
                         "{name} {what}: relative error {e:.3e} (bf16 activations)"
