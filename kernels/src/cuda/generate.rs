@@ -29,6 +29,18 @@ const PREFILL_WORKSPACE_BYTES: usize = 1 << 30;
 /// Share of free device memory one batch's KV caches may take.
 const KV_MEMORY_SHARE: f64 = 0.6;
 
+/// Rows a decode graph is recorded for when `n` of a batch's `slots`
+/// rollouts are live: `n` rounded up to a multiple of an eighth of the next
+/// power of two (exact up to 8), at most `slots`. As rollouts end one by
+/// one the batch records at most 8 + 4 per doubling of `slots` graphs
+/// (32 for 512 slots) instead of one per live count, and pads fewer than a
+/// quarter of its rows.
+pub fn decode_graph_rows(n: usize, slots: usize) -> usize {
+    assert!(n >= 1 && n <= slots, "{n} live rollouts of {slots}");
+    let step = (n.next_power_of_two() / 8).max(1);
+    n.next_multiple_of(step).min(slots)
+}
+
 /// A sampled token and its logprob, or why sampling failed.
 type Pick = Result<(u32, f64), SamplingError>;
 /// A position's sketch, or why the protocol core refuses its state.
@@ -225,32 +237,52 @@ impl CudaModel {
                 break;
             }
             check_cancel(opts)?;
-            let tokens: Vec<u32> = feed
+            let mut tokens: Vec<u32> = feed
                 .iter()
                 .map(|&i| *active[i].out.tokens.last().expect("sampled above"))
                 .collect();
-            let sl: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
-            let pos: Vec<u32> = feed
+            let mut sl: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
+            let mut pos: Vec<u32> = feed
                 .iter()
                 .map(|&i| (groups[active[i].group].prompt.len() + t) as u32)
                 .collect();
-            let outs: Vec<u32> = (0..feed.len() as u32).collect();
             if self.decode_graphs() {
-                // one recording per batch size, attention over the whole
-                // cache (blocks past a row's length return at once)
+                // one recording per row count, attention over the whole
+                // cache (blocks past a row's length return at once); the
+                // live rows are padded up to `decode_graph_rows`, so that
+                // rollouts ending one by one do not each cost a recording
+                let rows = decode_graph_rows(feed.len(), active.len());
+                // a padding row writes position 0 of a finished rollout's
+                // slot, whose cache nothing reads again, and attends to it
+                // alone; there are enough: rows <= slots = live + finished
+                for i in (0..active.len())
+                    .filter(|&i| active[i].done)
+                    .take(rows - feed.len())
+                {
+                    tokens.push(0);
+                    sl.push(i as u32);
+                    pos.push(0);
+                }
+                assert_eq!(tokens.len(), rows, "padding rows from finished slots");
+                let outs: Vec<u32> = (0..rows as u32).collect();
                 self.forward_inputs(&mut ws, &kv, &tokens, &sl, &pos, &outs)?;
-                let n = feed.len();
-                let graph = match graphs.entry(n) {
+                let graph = match graphs.entry(rows) {
                     Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => e.insert(
-                        gpu.capture(|| self.forward_layers(&mut ws, &mut kv, n, n, cap, true))?,
-                    ),
+                    Entry::Vacant(e) => {
+                        let g = gpu.capture(|| {
+                            self.forward_layers(&mut ws, &mut kv, rows, rows, cap, true)
+                        })?;
+                        self.graph_captures
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        e.insert(g)
+                    }
                 };
                 graph.launch().map_err(|source| CudaError::Driver {
-                    op: format!("launching the decode graph of {n} rows"),
+                    op: format!("launching the decode graph of {rows} rows"),
                     source,
                 })?;
             } else {
+                let outs: Vec<u32> = (0..feed.len() as u32).collect();
                 self.forward_in(&mut ws, &mut kv, &tokens, &sl, &pos, &outs, true)?;
             }
         }

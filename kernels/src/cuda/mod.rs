@@ -9,6 +9,7 @@ mod generate;
 mod model;
 
 pub use device::{AttnScratch, DBuf, Gpu};
+pub use generate::decode_graph_rows;
 
 /// Whether this build carries nvcc-compiled kernels (feature `cuda`), or
 /// only the placeholders of feature `emulated`, which run nowhere but on

@@ -42,6 +42,8 @@ pub struct CudaModel {
     /// Decode steps replay a recorded graph (one per batch size) instead of
     /// launching their ~10 kernels per layer one by one.
     decode_graphs: bool,
+    /// Decode graphs recorded so far.
+    pub(crate) graph_captures: std::sync::atomic::AtomicUsize,
     /// Held by each `generate_groups` call: they share the device's one
     /// stream, and a stream capture would record another call's launches.
     pub(crate) generating: std::sync::Mutex<()>,
@@ -267,6 +269,7 @@ impl CudaModel {
             rope,
             weight_bytes,
             decode_graphs: true,
+            graph_captures: std::sync::atomic::AtomicUsize::new(0),
             generating: std::sync::Mutex::new(()),
         })
     }
@@ -293,6 +296,14 @@ impl CudaModel {
 
     pub fn decode_graphs(&self) -> bool {
         self.decode_graphs
+    }
+
+    /// Decode graphs recorded so far by this model's `generate_groups`
+    /// calls (one per batch and row count, see
+    /// [`decode_graph_rows`](super::decode_graph_rows)).
+    pub fn decode_graph_captures(&self) -> usize {
+        self.graph_captures
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Storage type on the device.

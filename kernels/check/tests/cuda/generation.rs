@@ -10,7 +10,7 @@
 use grail_core::hash::{derive, Digest};
 use grail_core::sketch::SketchPlanes;
 use grail_engine::{generate_groups, GenerateOptions, GroupRequest, Model, Sampler};
-use grail_kernels::cuda::{CudaModel, REAL_KERNELS};
+use grail_kernels::cuda::{decode_graph_rows, CudaModel, REAL_KERNELS};
 
 fn stories() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stories260K")
@@ -87,8 +87,59 @@ fn generation_matches_the_cpu_engine() {
     // every kernel
     for graphs in [true, false] {
         model.set_decode_graphs(graphs);
+        let before = model.decode_graph_captures();
         let got = model.generate_groups(&groups, &opts).unwrap();
         compare(&got, &want, cpu.config().hidden_size, new_tokens, graphs);
+        // one recording per padded row count, and some steps padded (rows
+        // of finished rollouts' slots riding along without disturbing the
+        // live ones, which `compare` checked)
+        let lens: Vec<usize> = want.iter().flatten().map(|c| c.tokens.len()).collect();
+        let live: Vec<usize> = (1..new_tokens)
+            .map(|t| lens.iter().filter(|&&l| l > t).count())
+            .take_while(|&n| n > 0)
+            .collect();
+        let rows: std::collections::BTreeSet<usize> = live
+            .iter()
+            .map(|&n| decode_graph_rows(n, lens.len()))
+            .collect();
+        let captures = model.decode_graph_captures() - before;
+        if graphs {
+            assert_eq!(captures, rows.len(), "live counts {live:?}");
+            assert!(
+                live.iter().any(|&n| decode_graph_rows(n, lens.len()) > n),
+                "no padded step: live counts {live:?}"
+            );
+        } else {
+            assert_eq!(captures, 0);
+        }
+    }
+}
+
+#[test]
+fn decode_graph_rows_are_few_and_waste_little() {
+    assert_eq!(
+        (1..=40)
+            .map(|n| decode_graph_rows(n, 40))
+            .collect::<Vec<_>>(),
+        [
+            1, 2, 3, 4, 5, 6, 7, 8, 10, 10, 12, 12, 14, 14, 16, 16, 20, 20, 20, 20, 24, 24, 24, 24,
+            28, 28, 28, 28, 32, 32, 32, 32, 40, 40, 40, 40, 40, 40, 40, 40
+        ]
+    );
+    for slots in 1..=1024usize {
+        let mut distinct = std::collections::BTreeSet::new();
+        for n in 1..=slots {
+            let rows = decode_graph_rows(n, slots);
+            assert!(n <= rows && rows <= slots, "{n} of {slots}: {rows}");
+            assert!(4 * (rows - n) < rows, "{n} of {slots}: {rows}");
+            distinct.insert(rows);
+        }
+        let doublings = slots.next_power_of_two().trailing_zeros() as usize;
+        assert!(
+            distinct.len() <= 8 + 4 * doublings.saturating_sub(3),
+            "{slots} slots: {} row counts",
+            distinct.len()
+        );
     }
 }
 
