@@ -24,7 +24,9 @@
 # then the benchmark: a random Qwen2.5-1.5B-shape bf16 checkpoint written to
 # /tmp, transformers' decode throughput on it (scripts/bench_transformers.py)
 # and cuda-bench's table beside it (DIR/bench.md, bench.json,
-# transformers.json).
+# transformers.json); last, with the time left, the kernel and generation
+# tests under compute-sanitizer memcheck. The whole run keeps inside
+# GPU_CHECK_SECONDS (default 570).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bundle=gpu-bundle
@@ -90,11 +92,24 @@ run)
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
     } >"$report"
     status=0
-    # each step under its own time limit, so that a hang leaves the later
-    # steps their time and the report its lines
-    step() { local limit=$1; shift; timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$report"; }
+    # Each step runs under its own time limit, cut to what is left of
+    # GPU_CHECK_SECONDS (default 570: a device call may run 600 s), so
+    # that a hang leaves the later steps their time, the report its lines,
+    # and the whole run ends inside the call. Expected: tests ~1 min,
+    # checkpoint ~15 s, transformers ~1 min, cuda-bench ~1 min.
+    deadline=$((SECONDS + ${GPU_CHECK_SECONDS:-570}))
+    step() {
+        local limit=$1 left=$((deadline - SECONDS - 10))
+        shift
+        [ "$left" -lt "$limit" ] && limit=$left
+        if [ "$limit" -le 0 ]; then
+            echo "SKIPPED (no time left): $*" | tee -a "$report"
+            return 124
+        fi
+        timeout --kill-after=5 "$limit" "$@" 2>&1 | tee -a "$report"
+    }
     echo "== CUDA backend tests" | tee -a "$report"
-    step 300 "$bundle/cuda-tests" --nocapture --test-threads=1 || status=1
+    step 180 "$bundle/cuda-tests" --nocapture --test-threads=1 || status=1
     # GPU_CHECK_BENCH_MODEL, GPU_CHECK_BENCH_ARGS, GPU_CHECK_TORCH_DEVICE and
     # GPU_CHECK_PYTHON exist for dry runs of this script without a GPU
     # (an emulated bundle, a tiny model, torch on the CPU).
@@ -103,14 +118,14 @@ run)
     if [ -z "$model" ]; then
         model=/tmp/grail-bench-qwen2.5-1.5b
         echo "== benchmark: $label" | tee -a "$report"
-        step 120 "$bundle/cuda-bench" --synthetic 1.5b --checkpoint-dir "$model" --write-only || status=1
+        step 60 "$bundle/cuda-bench" --synthetic 1.5b --checkpoint-dir "$model" --write-only || status=1
     else
         label="$model"
         echo "== benchmark: $model" | tee -a "$report"
     fi
     read -r -a bench_args <<<"${GPU_CHECK_BENCH_ARGS:-}"
     hf=()
-    if PYTHONUNBUFFERED=1 step 240 "${GPU_CHECK_PYTHON:-python3}" scripts/bench_transformers.py \
+    if PYTHONUNBUFFERED=1 step 120 "${GPU_CHECK_PYTHON:-python3}" scripts/bench_transformers.py \
         --model "$model" --device "${GPU_CHECK_TORCH_DEVICE:-cuda}" ${bench_args[@]+"${bench_args[@]}"} \
         --json "$out/transformers.json"; then
         hf=(--transformers "$out/transformers.json")
@@ -118,8 +133,26 @@ run)
         echo "transformers baseline FAILED" | tee -a "$report"
         status=1
     fi
-    step 300 "$bundle/cuda-bench" --model "$model" --label "$label" ${bench_args[@]+"${bench_args[@]}"} \
+    step 150 "$bundle/cuda-bench" --model "$model" --label "$label" ${bench_args[@]+"${bench_args[@]}"} \
         ${hf[@]+"${hf[@]}"} --json "$out/bench.json" --markdown "$out/bench.md" || status=1
+    # Last, with the time that is left: the kernel and generation tests
+    # again under compute-sanitizer's memcheck (out-of-bounds and
+    # misaligned device accesses, which the emulation does not trap inside
+    # kernels). An error fails the run; a missing tool or too little time
+    # is reported as not run.
+    if command -v compute-sanitizer >/dev/null; then
+        echo "== compute-sanitizer memcheck: kernels, generation" | tee -a "$report"
+        rc=0
+        step 120 compute-sanitizer --tool memcheck --error-exitcode 97 \
+            "$bundle/cuda-tests" --test-threads=1 kernels:: generation:: || rc=$?
+        case $rc in
+        0) ;;
+        124 | 137) echo "memcheck: NOT RUN to the end (time limit)" | tee -a "$report" ;;
+        *) status=1 ;;
+        esac
+    else
+        echo "memcheck: NOT RUN (no compute-sanitizer on PATH)" | tee -a "$report"
+    fi
     echo "== result: $([ $status = 0 ] && echo PASS || echo FAIL)" | tee -a "$report"
     exit $status
     ;;
