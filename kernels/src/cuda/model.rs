@@ -2,7 +2,7 @@
 //! into one matrix each), KV caches in slots, and the forward pass.
 use std::sync::Arc;
 
-use cudarc::driver::CudaSlice;
+use cudarc::driver::{CudaGraph, CudaSlice};
 use grail_engine::kernels::{Mat, WDtype};
 use grail_engine::{Model, ModelConfig};
 
@@ -551,25 +551,49 @@ impl CudaModel {
         max_len: usize,
         logits: bool,
     ) -> Result<(), CudaError> {
+        assert!(rows <= ws.rows && n <= ws.out_rows && max_len <= kv.cap() && kv.cap() <= ws.cap);
+        let pass = Pass { rows, n, max_len };
+        self.op(ForwardOp::Embedding, 0, ws, kv, pass)?;
+        for li in 0..self.layers.len() {
+            for op in ForwardOp::LAYER {
+                self.op(op, li, ws, kv, pass)?;
+            }
+        }
+        if n > 0 {
+            self.op(ForwardOp::FinalNorm, 0, ws, kv, pass)?;
+            if logits {
+                self.op(ForwardOp::LmHead, 0, ws, kv, pass)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One launch (or cuBLAS call) of a forward pass: `op` of layer `li`
+    /// (ignored by the ops outside the layers).
+    fn op(
+        &self,
+        op: ForwardOp,
+        li: usize,
+        w: &mut Workspace,
+        kv: &mut KvCache,
+        p: Pass,
+    ) -> Result<(), CudaError> {
         let c = self.config();
         let g = &*self.gpu;
-        assert!(rows <= ws.rows && n <= ws.out_rows && max_len <= kv.cap() && kv.cap() <= ws.cap);
         let (h, d, nh, inter) = (c.hidden_size, c.head_dim, c.num_heads, c.intermediate_size);
         let width = (nh + 2 * c.num_kv_heads) * d;
-        let shape = kv.shape;
-        let scale = 1.0 / (d as f32).sqrt();
-        let eps = c.rms_norm_eps;
-        let dt = self.dt;
-        let w = ws;
-
-        g.embedding(&self.embed, &w.ids, rows, h, &mut w.x)?; // (rows, h)
-        let mut prev_bias: Option<&CudaSlice<f32>> = None;
-        for (li, l) in self.layers.iter().enumerate() {
-            let delta = (li > 0).then_some(&w.proj);
-            g.rms_norm_residual(
+        let (rows, eps, dt) = (p.rows, c.rms_norm_eps, self.dt);
+        let l = &self.layers[li];
+        let off = li * kv.layer_len();
+        // the previous layer's down projection, not yet added to x
+        let last_down_bias = |li: usize| self.layers[li].down_bias.as_ref();
+        match op {
+            ForwardOp::Embedding => g.embedding(&self.embed, &w.ids, rows, h, &mut w.x), // (rows, h)
+            // x += proj + bias; xn = norm(x): (rows, h)
+            ForwardOp::InputNorm => g.rms_norm_residual(
                 &mut w.x,
-                delta,
-                prev_bias,
+                (li > 0).then_some(&w.proj),
+                li.checked_sub(1).and_then(last_down_bias),
                 &l.input_norm,
                 None,
                 rows,
@@ -577,24 +601,25 @@ impl CudaModel {
                 None,
                 Some(&mut w.xn),
                 dt,
-            )?; // x += proj + bias; xn = norm(x): (rows, h)
-            g.gemm(&w.xn, rows, &l.wqkv, 0, width, h, &mut w.qkv)?; // (rows, (nh + 2 nkv) d)
-            let off = li * kv.layer_len();
-            g.rope_kv_write(
+            ),
+            ForwardOp::Qkv => g.gemm(&w.xn, rows, &l.wqkv, 0, width, h, &mut w.qkv), // (rows, (nh + 2 nkv) d)
+            // q: (rows, nh d); k, v into the cache
+            ForwardOp::RopeKv => g.rope_kv_write(
                 &w.qkv,
                 l.qkv_bias.as_ref(),
                 &self.rope,
                 &w.pos,
                 &w.slot,
                 rows,
-                shape,
+                kv.shape,
                 &mut w.q,
                 &mut kv.k,
                 &mut kv.v,
                 off,
                 kv.slots,
-            )?; // q: (rows, nh d); k, v into the cache
-            g.attention(
+            ),
+            // (rows, nh d)
+            ForwardOp::Attention => g.attention(
                 &w.q,
                 &kv.k,
                 &kv.v,
@@ -603,14 +628,14 @@ impl CudaModel {
                 &w.slot,
                 &w.len,
                 rows,
-                max_len,
-                shape,
-                scale,
+                p.max_len,
+                kv.shape,
+                1.0 / (d as f32).sqrt(),
                 &mut w.scratch,
                 &mut w.att,
-            )?; // (rows, nh d)
-            g.gemm(&w.att, rows, &l.wo, 0, h, nh * d, &mut w.proj)?; // (rows, h)
-            g.rms_norm_residual(
+            ),
+            ForwardOp::OProj => g.gemm(&w.att, rows, &l.wo, 0, h, nh * d, &mut w.proj), // (rows, h)
+            ForwardOp::PostNorm => g.rms_norm_residual(
                 &mut w.x,
                 Some(&w.proj),
                 l.o_bias.as_ref(),
@@ -621,32 +646,146 @@ impl CudaModel {
                 None,
                 Some(&mut w.xn),
                 dt,
-            )?; // (rows, h)
-            g.gemm(&w.xn, rows, &l.wgu, 0, 2 * inter, h, &mut w.gu)?; // (rows, 2 inter)
-            g.silu_mul(&w.gu, l.gu_bias.as_ref(), rows, inter, &mut w.act)?; // (rows, inter)
-            g.gemm(&w.act, rows, &l.wdown, 0, h, inter, &mut w.proj)?; // (rows, h)
-            prev_bias = l.down_bias.as_ref();
-        }
-        if n > 0 {
-            g.rms_norm_residual(
+            ), // (rows, h)
+            ForwardOp::GateUp => g.gemm(&w.xn, rows, &l.wgu, 0, 2 * inter, h, &mut w.gu), // (rows, 2 inter)
+            ForwardOp::SiluMul => g.silu_mul(&w.gu, l.gu_bias.as_ref(), rows, inter, &mut w.act), // (rows, inter)
+            ForwardOp::Down => g.gemm(&w.act, rows, &l.wdown, 0, h, inter, &mut w.proj), // (rows, h)
+            // the output rows' final hidden states, f32 and storage type: (n, h)
+            ForwardOp::FinalNorm => g.rms_norm_residual(
                 &mut w.x,
                 Some(&w.proj),
-                prev_bias,
+                last_down_bias(self.layers.len() - 1),
                 &self.norm,
                 Some(&w.outs),
-                n,
+                p.n,
                 eps,
                 Some(&mut w.hidden),
                 Some(&mut w.hidden_t),
                 dt,
-            )?; // (n, h)
-            if logits {
+            ),
+            ForwardOp::LmHead => {
                 let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-                g.gemm(&w.hidden_t, n, head, 0, c.vocab_size, h, &mut w.logits)?;
+                g.gemm(&w.hidden_t, p.n, head, 0, c.vocab_size, h, &mut w.logits)
                 // (n, vocab)
             }
         }
-        Ok(())
+    }
+
+    /// Device time of each kind of launch of a forward pass over the rows
+    /// already in `ws` (as [`CudaModel::forward_layers`] with every row an
+    /// output row and logits), each recorded alone `reps` times into a
+    /// graph and replayed: the median of 3 replays after one, in seconds
+    /// per launch. Repeated launches compute from their own outputs (the
+    /// values drift), which changes nothing about their time. For
+    /// benchmarks: it overwrites `ws` and the cache at the rows' positions.
+    pub fn profile_ops(
+        &self,
+        ws: &mut Workspace,
+        kv: &mut KvCache,
+        rows: usize,
+        max_len: usize,
+        reps: usize,
+    ) -> Result<Vec<(ForwardOp, f64)>, CudaError> {
+        assert!(rows <= ws.out_rows && reps > 0);
+        let pass = Pass {
+            rows,
+            n: rows,
+            max_len,
+        };
+        ForwardOp::ALL
+            .iter()
+            .map(|&op| {
+                let graph = self
+                    .gpu
+                    .capture(|| (0..reps).try_for_each(|_| self.op(op, 0, ws, kv, pass)))?;
+                Ok((op, self.time_replays(&graph)? / reps as f64))
+            })
+            .collect()
+    }
+
+    /// Seconds per replay of `graph`: the median of 3, after one.
+    pub fn time_replays(&self, graph: &CudaGraph) -> Result<f64, CudaError> {
+        let mut times = Vec::with_capacity(3);
+        for i in 0..4 {
+            let t = std::time::Instant::now();
+            graph.launch().map_err(|source| CudaError::Driver {
+                op: "replaying a graph".into(),
+                source,
+            })?;
+            self.gpu.sync()?;
+            if i > 0 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[1])
+    }
+}
+
+/// The sizes of one forward pass's launches.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    rows: usize,
+    /// Output rows (final norm and LM head).
+    n: usize,
+    /// Attention span.
+    max_len: usize,
+}
+
+/// The kinds of launch of a forward pass, in order ([`ForwardOp::LAYER`] once per
+/// layer); attention is two kernels (splits, then their combination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardOp {
+    Embedding,
+    InputNorm,
+    Qkv,
+    RopeKv,
+    Attention,
+    OProj,
+    PostNorm,
+    GateUp,
+    SiluMul,
+    Down,
+    FinalNorm,
+    LmHead,
+}
+
+impl ForwardOp {
+    /// A layer's launches, in order.
+    pub const LAYER: [ForwardOp; 9] = [
+        ForwardOp::InputNorm,
+        ForwardOp::Qkv,
+        ForwardOp::RopeKv,
+        ForwardOp::Attention,
+        ForwardOp::OProj,
+        ForwardOp::PostNorm,
+        ForwardOp::GateUp,
+        ForwardOp::SiluMul,
+        ForwardOp::Down,
+    ];
+    /// Every kind, in forward order.
+    pub const ALL: [ForwardOp; 12] = [
+        ForwardOp::Embedding,
+        ForwardOp::InputNorm,
+        ForwardOp::Qkv,
+        ForwardOp::RopeKv,
+        ForwardOp::Attention,
+        ForwardOp::OProj,
+        ForwardOp::PostNorm,
+        ForwardOp::GateUp,
+        ForwardOp::SiluMul,
+        ForwardOp::Down,
+        ForwardOp::FinalNorm,
+        ForwardOp::LmHead,
+    ];
+
+    /// Launches of this kind per forward pass of a model of `layers` layers.
+    pub fn per_pass(self, layers: usize) -> usize {
+        if ForwardOp::LAYER.contains(&self) {
+            layers
+        } else {
+            1
+        }
     }
 }
 
