@@ -14,6 +14,10 @@
 //! measured with the decode steps replaying CUDA graphs (the backend's
 //! default) and with every kernel launched by the host ("eager").
 //!
+//! Then the step is taken apart ([`StepBreakdown`]): the decode graph, the
+//! sampler and sketch kernels, and each kind of forward launch alone, each
+//! timed by replaying a graph, and what remains of the step (the host's).
+//!
 //! Roofline ceiling of a decode step: every weight matrix (and the LM head)
 //! read once plus every rollout's KV cache at the mean context, over the
 //! HBM bandwidth measured here (device-to-device copies of 1 GiB, bytes read
@@ -23,7 +27,7 @@ use std::time::Instant;
 use grail_core::hash::Digest;
 use grail_core::sketch::SketchPlanes;
 use grail_engine::{synthetic, verifiable_groups, GenerateOptions, LogitsFor};
-use grail_kernels::cuda::{CudaModel, Gpu};
+use grail_kernels::cuda::{CudaModel, ForwardOp, Gpu};
 use grail_kernels::twins::Dt;
 
 /// Rollouts per group: the protocol's (grail_core::params::ROLLOUTS_PER_PROBLEM).
@@ -58,6 +62,36 @@ pub struct BatchFigures {
     pub roofline_fraction: f64,
     /// transformers' decode tokens/s at this batch, if given.
     pub transformers_tokens_per_sec: Option<f64>,
+    /// Where a decode step's time goes.
+    pub breakdown: StepBreakdown,
+}
+
+/// A decode step of one batch size taken apart (microseconds per step):
+/// the end-to-end step from the decode throughput; one replay of the
+/// decode graph (the whole forward pass); the sampler and sketch kernels;
+/// and each kind of forward launch recorded alone
+/// ([`CudaModel::profile_ops`]). What the step spends beyond the forward
+/// pass, sampler and sketch is the host's: transfers, bookkeeping, launch.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StepBreakdown {
+    pub step_us: f64,
+    pub forward_graph_us: f64,
+    pub sample_us: f64,
+    pub sketch_us: f64,
+    pub ops: Vec<OpTime>,
+}
+
+/// One kind of forward launch in a decode step.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OpTime {
+    pub op: String,
+    /// Launches per step (layers, or 1).
+    pub launches: usize,
+    /// All of them together.
+    pub us_per_step: f64,
+    /// Bytes of weights (GEMMs) or KV cache (attention) they read over
+    /// their time, where that is what bounds them.
+    pub gb_per_sec: Option<f64>,
 }
 
 /// Everything one run measured.
@@ -242,6 +276,7 @@ pub fn run(
         };
         let (eager, _) = measure(false)?;
         let (decode, short) = measure(true)?;
+        let breakdown = profile_step(model, &prompts[0], batch, cfg, &planes, decode)?;
         let mean_context = cfg.context as f64 + cfg.new_tokens as f64 / 2.0;
         let step_bytes = model.weight_bytes_per_step() as f64
             + batch as f64 * mean_context * model.kv_bytes_per_position() as f64;
@@ -261,6 +296,7 @@ pub fn run(
                     .find(|r| r.batch == batch)
                     .map(|r| r.decode_tokens_per_sec)
             }),
+            breakdown,
         });
     }
     Ok(BenchReport {
@@ -273,6 +309,137 @@ pub fn run(
         context: cfg.context,
         new_tokens: cfg.new_tokens,
         batches,
+    })
+}
+
+/// Launches recorded per graph when timing one kind alone.
+const PROFILE_REPS: usize = 20;
+
+/// Takes a decode step of `batch` rows apart (see [`StepBreakdown`]):
+/// `prompt` is prefilled into one slot and forked into `batch`, every row
+/// decodes the token after it (as the decode graphs run: attention over
+/// the cache's capacity), and the graphs are replayed with the sampler and
+/// sketch on the real logits and hidden states. `decode` is the measured
+/// decode throughput (tokens/s), for the end-to-end step time.
+fn profile_step(
+    model: &CudaModel,
+    prompt: &[u32],
+    batch: usize,
+    cfg: &BenchConfig,
+    planes: &SketchPlanes,
+    decode: f64,
+) -> Result<StepBreakdown, String> {
+    let e = |e: grail_kernels::cuda::CudaError| format!("batch {batch}, step breakdown: {e}");
+    let gpu = model.gpu().clone();
+    let c = model.config().clone();
+    let (ctx, cap) = (prompt.len(), cfg.context + cfg.new_tokens + 1);
+    let mut kv = model.new_cache(batch, cap).map_err(e)?;
+    let positions: Vec<u32> = (0..ctx as u32).collect();
+    model
+        .forward(&mut kv, prompt, &vec![0; ctx], &positions, &[], false)
+        .map_err(e)?;
+    let forks: Vec<(u32, u32, u32)> = (1..batch as u32).map(|s| (0, s, ctx as u32)).collect();
+    kv.fork(&gpu, &forks).map_err(e)?;
+    let mut ws = model.workspace(batch, batch, cap).map_err(e)?;
+    let rows: Vec<u32> = (0..batch as u32).collect();
+    let tokens: Vec<u32> = (0..batch).map(|r| prompt[r % ctx]).collect();
+    model
+        .forward_inputs(
+            &mut ws,
+            &kv,
+            &tokens,
+            &rows,
+            &vec![ctx as u32; batch],
+            &rows,
+        )
+        .map_err(e)?;
+    let forward = gpu
+        .capture(|| model.forward_layers(&mut ws, &mut kv, batch, batch, cap, true))
+        .map_err(e)?;
+    let forward_secs = model.time_replays(&forward).map_err(e)?;
+
+    // the sampler and the sketch on the logits and hidden states just made
+    let vocab = c.vocab_size;
+    let uniforms = gpu.upload(&vec![0.5f64; batch], "uniforms").map_err(e)?;
+    let temps = gpu.upload(&vec![1f32; batch], "temperatures").map_err(e)?;
+    let words = gpu
+        .upload(&grail_kernels::twins::plane_words(planes), "sketch planes")
+        .map_err(e)?;
+    let mut token = gpu.zeros::<u32>(batch, "tokens").map_err(e)?;
+    let mut logprob = gpu.zeros::<f64>(batch, "logprobs").map_err(e)?;
+    let mut status = gpu.zeros::<u32>(batch, "status").map_err(e)?;
+    let mut sketch = gpu.zeros::<u32>(4 * batch, "sketches").map_err(e)?;
+    let sample = gpu
+        .capture(|| {
+            (0..PROFILE_REPS).try_for_each(|_| {
+                gpu.sample(
+                    &ws.logits,
+                    &uniforms,
+                    batch,
+                    vocab,
+                    &temps,
+                    &mut token,
+                    &mut logprob,
+                    &mut status,
+                )
+            })
+        })
+        .map_err(e)?;
+    let sample_secs = model.time_replays(&sample).map_err(e)? / PROFILE_REPS as f64;
+    let sketches = gpu
+        .capture(|| {
+            (0..PROFILE_REPS)
+                .try_for_each(|_| gpu.sketch(&ws.hidden, batch, &words, &mut sketch, &mut status))
+        })
+        .map_err(e)?;
+    let sketch_secs = model.time_replays(&sketches).map_err(e)? / PROFILE_REPS as f64;
+    let bad = gpu.download(&status, "sketch status").map_err(e)?;
+    if let Some(j) = bad.iter().position(|&s| s != 0) {
+        return Err(format!(
+            "batch {batch}, step breakdown: the sketch kernel rejected row {j} (status {:#x}): the profiled step did not compute what decoding does",
+            bad[j]
+        ));
+    }
+
+    // each kind of launch alone (last: the repeated launches drift the
+    // workspace's values)
+    let t = model.dt().size() as f64;
+    let (h, d, nh, nkv, inter) = (
+        c.hidden_size as f64,
+        c.head_dim as f64,
+        c.num_heads as f64,
+        c.num_kv_heads as f64,
+        c.intermediate_size as f64,
+    );
+    let ops = model
+        .profile_ops(&mut ws, &mut kv, batch, cap, PROFILE_REPS)
+        .map_err(e)?
+        .into_iter()
+        .map(|(op, secs)| {
+            let bytes = match op {
+                ForwardOp::Qkv => Some((nh + 2.0 * nkv) * d * h * t),
+                ForwardOp::OProj => Some(nh * d * h * t),
+                ForwardOp::GateUp => Some(2.0 * inter * h * t),
+                ForwardOp::Down => Some(inter * h * t),
+                ForwardOp::LmHead => Some(c.vocab_size as f64 * h * t),
+                ForwardOp::Attention => Some(batch as f64 * (ctx + 1) as f64 * 2.0 * nkv * d * t),
+                _ => None,
+            };
+            let launches = op.per_pass(c.num_layers);
+            OpTime {
+                op: format!("{op:?}"),
+                launches,
+                us_per_step: 1e6 * secs * launches as f64,
+                gb_per_sec: bytes.map(|b| b / secs / 1e9),
+            }
+        })
+        .collect();
+    Ok(StepBreakdown {
+        step_us: 1e6 * batch as f64 / decode,
+        forward_graph_us: 1e6 * forward_secs,
+        sample_us: 1e6 * sample_secs,
+        sketch_us: 1e6 * sketch_secs,
+        ops,
     })
 }
 
@@ -343,5 +510,54 @@ pub fn markdown(
             );
         }
     }
+    s + &breakdown_table(&r.batches)
+}
+
+/// The batches' [`StepBreakdown`]s side by side.
+fn breakdown_table(batches: &[BatchFigures]) -> String {
+    let mut s = format!(
+        "\nWhere a decode step's time goes, in microseconds per step: each kind of launch recorded {PROFILE_REPS} times alone in a graph and replayed; in brackets, the GB/s of weights (GEMMs) or KV cache (attention) it reads\n\n|"
+    );
+    for b in batches {
+        s += &format!(" | batch {}", b.batch);
+    }
+    s += " |\n|---|";
+    s += &"---|".repeat(batches.len());
+    s += "\n";
+    let mut row = |name: &str, cell: &dyn Fn(&BatchFigures) -> String| {
+        s += &format!("| {name} |");
+        for b in batches {
+            s += &format!(" {} |", cell(b));
+        }
+        s += "\n";
+    };
+    let us = |v: f64| format!("{v:.1}");
+    row("decode step, end to end", &|b| us(b.breakdown.step_us));
+    row("forward pass (one graph replay)", &|b| {
+        us(b.breakdown.forward_graph_us)
+    });
+    row("its launches timed alone, summed", &|b| {
+        us(b.breakdown.ops.iter().map(|o| o.us_per_step).sum())
+    });
+    if let Some(first) = batches.first() {
+        for (i, op) in first.breakdown.ops.iter().enumerate() {
+            row(&format!("- {} x{}", op.op, op.launches), &|b| {
+                let o = &b.breakdown.ops[i];
+                match o.gb_per_sec {
+                    Some(g) => format!("{} ({g:.0})", us(o.us_per_step)),
+                    None => us(o.us_per_step),
+                }
+            });
+        }
+    }
+    row("sampler", &|b| us(b.breakdown.sample_us));
+    row("sketch", &|b| us(b.breakdown.sketch_us));
+    row(
+        "host: transfers, bookkeeping (step - forward - sampler - sketch)",
+        &|b| {
+            let k = &b.breakdown;
+            us(k.step_us - k.forward_graph_us - k.sample_us - k.sketch_us)
+        },
+    );
     s
 }

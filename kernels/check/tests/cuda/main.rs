@@ -5,7 +5,9 @@
 //! - `kernels`: every kernel against its CPU twin, and the forward pass
 //!   against the CPU engine;
 //! - `generation`: rollouts against the CPU engine's, token for token;
-//! - `rollouts`: 1,024 rollouts through the CPU validator (GPU only).
+//! - `rollouts`: 1,024 rollouts through the CPU validator (GPU only);
+//! - `bench`: cuda-bench's measurement and step breakdown, at a small size.
+mod bench;
 mod generation;
 mod kernels;
 mod rollouts;
