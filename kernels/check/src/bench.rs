@@ -369,6 +369,7 @@ fn profile_step(
     let mut logprob = gpu.zeros::<f64>(batch, "logprobs").map_err(e)?;
     let mut status = gpu.zeros::<u32>(batch, "status").map_err(e)?;
     let mut sketch = gpu.zeros::<u32>(4 * batch, "sketches").map_err(e)?;
+    let mut sketch_status = gpu.zeros::<u32>(batch, "sketch status").map_err(e)?;
     let sample = gpu
         .capture(|| {
             (0..PROFILE_REPS).try_for_each(|_| {
@@ -388,12 +389,13 @@ fn profile_step(
     let sample_secs = model.time_replays(&sample).map_err(e)? / PROFILE_REPS as f64;
     let sketches = gpu
         .capture(|| {
-            (0..PROFILE_REPS)
-                .try_for_each(|_| gpu.sketch(&ws.hidden, batch, &words, &mut sketch, &mut status))
+            (0..PROFILE_REPS).try_for_each(|_| {
+                gpu.sketch(&ws.hidden, batch, &words, &mut sketch, &mut sketch_status)
+            })
         })
         .map_err(e)?;
     let sketch_secs = model.time_replays(&sketches).map_err(e)? / PROFILE_REPS as f64;
-    let bad = gpu.download(&status, "sketch status").map_err(e)?;
+    let bad = gpu.download(&sketch_status, "sketch status").map_err(e)?;
     if let Some(j) = bad.iter().position(|&s| s != 0) {
         return Err(format!(
             "batch {batch}, step breakdown: the sketch kernel rejected row {j} (status {:#x}): the profiled step did not compute what decoding does",

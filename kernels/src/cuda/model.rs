@@ -555,7 +555,7 @@ impl CudaModel {
         let pass = Pass { rows, n, max_len };
         self.op(ForwardOp::Embedding, 0, ws, kv, pass)?;
         for li in 0..self.layers.len() {
-            for op in ForwardOp::LAYER {
+            for op in ForwardOp::ALL.into_iter().filter(|op| op.in_layer()) {
                 self.op(op, li, ws, kv, pass)?;
             }
         }
@@ -686,7 +686,13 @@ impl CudaModel {
         max_len: usize,
         reps: usize,
     ) -> Result<Vec<(ForwardOp, f64)>, CudaError> {
-        assert!(rows <= ws.out_rows && reps > 0);
+        assert!(
+            rows <= ws.rows
+                && rows <= ws.out_rows
+                && max_len <= kv.cap()
+                && kv.cap() <= ws.cap
+                && reps > 0
+        );
         let pass = Pass {
             rows,
             n: rows,
@@ -732,8 +738,9 @@ struct Pass {
     max_len: usize,
 }
 
-/// The kinds of launch of a forward pass, in order ([`ForwardOp::LAYER`] once per
-/// layer); attention is two kernels (splits, then their combination).
+/// The kinds of launch of a forward pass, in order (those
+/// [`ForwardOp::in_layer`] once per layer); attention is two kernels (the
+/// splits, then their combination).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardOp {
     Embedding,
@@ -751,18 +758,6 @@ pub enum ForwardOp {
 }
 
 impl ForwardOp {
-    /// A layer's launches, in order.
-    pub const LAYER: [ForwardOp; 9] = [
-        ForwardOp::InputNorm,
-        ForwardOp::Qkv,
-        ForwardOp::RopeKv,
-        ForwardOp::Attention,
-        ForwardOp::OProj,
-        ForwardOp::PostNorm,
-        ForwardOp::GateUp,
-        ForwardOp::SiluMul,
-        ForwardOp::Down,
-    ];
     /// Every kind, in forward order.
     pub const ALL: [ForwardOp; 12] = [
         ForwardOp::Embedding,
@@ -779,9 +774,17 @@ impl ForwardOp {
         ForwardOp::LmHead,
     ];
 
+    /// Whether each layer launches it (the rest run once per pass).
+    pub fn in_layer(self) -> bool {
+        !matches!(
+            self,
+            ForwardOp::Embedding | ForwardOp::FinalNorm | ForwardOp::LmHead
+        )
+    }
+
     /// Launches of this kind per forward pass of a model of `layers` layers.
     pub fn per_pass(self, layers: usize) -> usize {
-        if ForwardOp::LAYER.contains(&self) {
+        if self.in_layer() {
             layers
         } else {
             1
