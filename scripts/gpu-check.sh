@@ -76,11 +76,13 @@ run)
         mkdir -p "$(dirname "$built_at")" && ln -s "$PWD" "$built_at"
     fi
     # cuBLAS 13: the toolkit's, else the one PyTorch's wheels bring
+    cublas="none found (the tests will say which library is missing)"
     for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
         $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cu13/lib") for p in nvidia.__path__))' 2>/dev/null) \
         $(python3 -c 'import nvidia, os; print(" ".join(os.path.join(p, "cublas/lib") for p in nvidia.__path__))' 2>/dev/null); do
         if ls "$d"/libcublas.so.13* >/dev/null 2>&1; then
             export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+            cublas=$(ls "$d"/libcublas.so.13* | head -1)
             break
         fi
     done
@@ -90,7 +92,9 @@ run)
     {
         echo "grail gpu-check $(date -u +%FT%TZ), bundle built for: $kind"
         nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+        echo "cuBLAS: $cublas"
     } >"$report"
+    cat "$report"
     status=0
     # Each step runs under its own time limit, cut to what is left of
     # GPU_CHECK_SECONDS (default 570: a device call may run 600 s), so
