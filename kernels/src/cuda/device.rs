@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cudarc::cublas::{result as blas, sys as blas_sys, CudaBlas};
 use cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr, DeviceRepr,
+    CudaContext, CudaFunction, CudaGraph, CudaSlice, CudaStream, CudaView, DevicePtr, DeviceRepr,
     LaunchConfig, PushKernelArg, ValidAsZeroBits,
 };
 use cudarc::nvrtc::Ptx;
@@ -123,9 +123,9 @@ impl DBuf {
     }
 }
 
-/// Device address of a slice (event tracking is off: one stream orders
-/// everything).
-pub(crate) fn ptr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> u64 {
+/// Device address of a buffer or a view into one (event tracking is off:
+/// one stream orders everything).
+pub(crate) fn ptr<T>(s: &impl DevicePtr<T>, stream: &CudaStream) -> u64 {
     let (p, _sync) = s.device_ptr(stream);
     p
 }
@@ -491,7 +491,7 @@ impl Gpu {
     pub fn embedding(
         &self,
         table: &DBuf,
-        ids: &CudaSlice<u32>,
+        ids: &impl DevicePtr<u32>,
         rows: usize,
         hidden: usize,
         out: &mut CudaSlice<f32>,
@@ -519,7 +519,7 @@ impl Gpu {
         delta: Option<&CudaSlice<f32>>,
         bias: Option<&CudaSlice<f32>>,
         w: &CudaSlice<f32>,
-        rows_out: Option<&CudaSlice<u32>>,
+        rows_out: Option<CudaView<'_, u32>>,
         rows: usize,
         eps: f32,
         out_f32: Option<&mut CudaSlice<f32>>,
@@ -528,7 +528,7 @@ impl Gpu {
     ) -> Result<(), CudaError> {
         let h = w.len();
         assert!(residual.len().is_multiple_of(h));
-        match rows_out {
+        match &rows_out {
             Some(r) => assert!(r.len() >= rows),
             None => assert!(rows * h <= residual.len()),
         }
@@ -555,7 +555,7 @@ impl Gpu {
                 Arg::P(opt_ptr(delta, s)),
                 Arg::P(opt_ptr(bias, s)),
                 Arg::P(ptr(w, s)),
-                Arg::P(opt_ptr(rows_out, s)),
+                Arg::P(rows_out.as_ref().map_or(0, |r| ptr(r, s))),
                 Arg::I(h as i32),
                 Arg::F(eps),
                 Arg::P(of),
@@ -572,8 +572,8 @@ impl Gpu {
         qkv: &CudaSlice<f32>,
         bias: Option<&CudaSlice<f32>>,
         table: &CudaSlice<f32>,
-        pos: &CudaSlice<u32>,
-        slot: &CudaSlice<u32>,
+        pos: &impl DevicePtr<u32>,
+        slot: &impl DevicePtr<u32>,
         rows: usize,
         shape: AttnShape,
         q_out: &mut CudaSlice<f32>,
@@ -627,8 +627,8 @@ impl Gpu {
         v_cache: &DBuf,
         layer_offset: usize,
         slots: usize,
-        slot: &CudaSlice<u32>,
-        len: &CudaSlice<u32>,
+        slot: &impl DevicePtr<u32>,
+        len: &impl DevicePtr<u32>,
         rows: usize,
         max_len: usize,
         shape: AttnShape,
@@ -827,9 +827,9 @@ impl Gpu {
         rows: usize,
         vocab: usize,
         temperatures: &CudaSlice<f32>,
-        token: &mut CudaSlice<u32>,
+        token: &mut impl DevicePtr<u32>,
         logprob: &mut CudaSlice<f64>,
-        status: &mut CudaSlice<u32>,
+        status: &mut impl DevicePtr<u32>,
     ) -> Result<(), CudaError> {
         assert!(
             uniforms.len() >= rows && logits.len() >= rows * vocab && temperatures.len() >= rows
@@ -892,8 +892,8 @@ impl Gpu {
         hidden: &CudaSlice<f32>,
         rows: usize,
         planes: &CudaSlice<u32>,
-        out: &mut CudaSlice<u32>,
-        status: &mut CudaSlice<u32>,
+        out: &mut impl DevicePtr<u32>,
+        status: &mut impl DevicePtr<u32>,
     ) -> Result<(), CudaError> {
         let dim = planes.len() / 4;
         if dim > SKETCH_MAX_DIM {

@@ -330,22 +330,30 @@ impl CudaModel {
         }
         gpu.upload_into(&u, &mut io.uniforms, "uniforms")?;
         gpu.upload_into(&temps, &mut io.temperatures, "temperatures")?;
-        gpu.sample(
-            &ws.logits,
-            &io.uniforms,
-            n,
-            vocab,
-            &io.temperatures,
-            &mut io.token,
-            &mut io.logprob,
-            &mut io.status,
-        )?;
-        if let Some((_, words)) = planes {
-            gpu.sketch(&ws.hidden, n, words, &mut io.sketch, &mut io.sketch_status)?;
+        {
+            // the kernels' u32 outputs side by side, for one download:
+            // tokens, sampler status, sketches (4 words each), sketch status
+            let mut block = io.out.slice_mut(0..7 * n);
+            let (mut token, mut rest) = block.split_at_mut(n);
+            let (mut status, mut rest) = rest.split_at_mut(n);
+            let (mut sketch, mut sketch_status) = rest.split_at_mut(4 * n);
+            gpu.sample(
+                &ws.logits,
+                &io.uniforms,
+                n,
+                vocab,
+                &io.temperatures,
+                &mut token,
+                &mut io.logprob,
+                &mut status,
+            )?;
+            if let Some((_, words)) = planes {
+                gpu.sketch(&ws.hidden, n, words, &mut sketch, &mut sketch_status)?;
+            }
         }
-        let tok = gpu.download_range(&io.token, 0..n, "sampled tokens")?;
+        let block = gpu.download_range(&io.out, 0..7 * n, "sampled tokens and sketches")?;
         let lp = gpu.download_range(&io.logprob, 0..n, "logprobs")?;
-        let st = gpu.download_range(&io.status, 0..n, "sampler status")?;
+        let (tok, st) = (&block[..n], &block[n..2 * n]);
         let mut picks = Vec::with_capacity(n);
         for (j, &i) in live.iter().enumerate() {
             let greedy = matches!(groups[active[i].group].sampler, Sampler::Greedy { .. });
@@ -367,8 +375,7 @@ impl CudaModel {
         let Some((planes, _)) = planes else {
             return Ok((picks, None));
         };
-        let words = gpu.download_range(&io.sketch, 0..4 * n, "sketches")?;
-        let st = gpu.download_range(&io.sketch_status, 0..n, "sketch status")?;
+        let (words, st) = (&block[2 * n..6 * n], &block[6 * n..7 * n]);
         let mut sketches = Vec::with_capacity(n);
         for j in 0..n {
             sketches.push(if st[j] == 0 {
@@ -400,11 +407,10 @@ impl CudaModel {
 struct StepIo {
     uniforms: CudaSlice<f64>,
     temperatures: CudaSlice<f32>,
-    token: CudaSlice<u32>,
+    /// Their u32 outputs for `n` rows, in `7 n` words: tokens, sampler
+    /// status, sketches (4 words each), sketch status.
+    out: CudaSlice<u32>,
     logprob: CudaSlice<f64>,
-    status: CudaSlice<u32>,
-    sketch: CudaSlice<u32>,
-    sketch_status: CudaSlice<u32>,
 }
 
 impl StepIo {
@@ -412,11 +418,8 @@ impl StepIo {
         Ok(StepIo {
             uniforms: gpu.uninit(slots, "uniforms")?,
             temperatures: gpu.uninit(slots, "temperatures")?,
-            token: gpu.uninit(slots, "sampled tokens")?,
+            out: gpu.uninit(7 * slots, "sampled tokens and sketches")?,
             logprob: gpu.uninit(slots, "logprobs")?,
-            status: gpu.uninit(slots, "sampler status")?,
-            sketch: gpu.uninit(4 * slots, "sketches")?,
-            sketch_status: gpu.uninit(slots, "sketch status")?,
         })
     }
 }

@@ -2,7 +2,7 @@
 //! into one matrix each), KV caches in slots, and the forward pass.
 use std::sync::Arc;
 
-use cudarc::driver::{CudaGraph, CudaSlice};
+use cudarc::driver::{CudaGraph, CudaSlice, CudaView};
 use grail_engine::kernels::{Mat, WDtype};
 use grail_engine::{Model, ModelConfig};
 
@@ -383,11 +383,11 @@ impl CudaModel {
             rows,
             out_rows,
             cap,
-            ids: g.uninit(rows, "token ids")?,
-            slot: g.uninit(rows, "slots")?,
-            pos: g.uninit(rows, "positions")?,
-            len: g.uninit(rows, "lengths")?,
-            outs: g.uninit(out_rows, "output rows")?,
+            inputs: g.uninit(
+                4 * rows + out_rows,
+                "token ids, slots, positions, output rows",
+            )?,
+            loaded: (0, 0),
             x: g.uninit(rows * h, "residual stream")?,
             xn: g.uninit_dt(dt, rows * h, "normed activations")?,
             qkv: g.uninit(rows * width, "qkv")?,
@@ -525,16 +525,22 @@ impl CudaModel {
                 "forward: output row {r} of {rows}"
             )));
         }
-        let len: Vec<u32> = pos.iter().map(|&p| p + 1).collect();
-        g.upload_into(tokens, &mut ws.ids, "token ids")?;
-        g.upload_into(slots, &mut ws.slot, "slots")?;
-        g.upload_into(pos, &mut ws.pos, "positions")?;
-        g.upload_into(&len, &mut ws.len, "lengths")?;
-        // every upload before the first launch: a copy from pageable host
-        // memory waits for the stream, and one after the layers would stall
-        // the host until they finished
-        g.upload_into(out_rows, &mut ws.outs, "output rows")?;
-        Ok(len.iter().map(|&l| l as usize).max().unwrap_or(1))
+        // one upload (see Input), before the first launch: a
+        // copy from pageable host memory waits for the stream, and one after
+        // the layers would stall the host until they finished
+        let mut block = Vec::with_capacity(4 * rows + out_rows.len());
+        block.extend_from_slice(tokens);
+        block.extend_from_slice(slots);
+        block.extend_from_slice(pos);
+        block.extend(pos.iter().map(|&p| p + 1));
+        block.extend_from_slice(out_rows);
+        g.upload_into(
+            &block,
+            &mut ws.inputs,
+            "token ids, slots, positions, output rows",
+        )?;
+        ws.loaded = (rows, out_rows.len());
+        Ok(pos.iter().map(|&p| p as usize + 1).max().unwrap_or(1))
     }
 
     /// The launches of [`CudaModel::forward_in`] over the inputs already in
@@ -552,6 +558,11 @@ impl CudaModel {
         logits: bool,
     ) -> Result<(), CudaError> {
         assert!(rows <= ws.rows && n <= ws.out_rows && max_len <= kv.cap() && kv.cap() <= ws.cap);
+        assert_eq!(
+            ws.loaded,
+            (rows, n),
+            "forward_layers over other inputs than forward_inputs loaded"
+        );
         let pass = Pass { rows, n, max_len };
         self.op(ForwardOp::Embedding, 0, ws, kv, pass)?;
         for li in 0..self.layers.len() {
@@ -588,7 +599,9 @@ impl CudaModel {
         // the previous layer's down projection, not yet added to x
         let last_down_bias = |li: usize| self.layers[li].down_bias.as_ref();
         match op {
-            ForwardOp::Embedding => g.embedding(&self.embed, &w.ids, rows, h, &mut w.x), // (rows, h)
+            ForwardOp::Embedding => {
+                g.embedding(&self.embed, &Input::Ids.of(&w.inputs, p), rows, h, &mut w.x)
+            } // (rows, h)
             // x += proj + bias; xn = norm(x): (rows, h)
             ForwardOp::InputNorm => g.rms_norm_residual(
                 &mut w.x,
@@ -608,8 +621,8 @@ impl CudaModel {
                 &w.qkv,
                 l.qkv_bias.as_ref(),
                 &self.rope,
-                &w.pos,
-                &w.slot,
+                &Input::Positions.of(&w.inputs, p),
+                &Input::Slots.of(&w.inputs, p),
                 rows,
                 kv.shape,
                 &mut w.q,
@@ -625,8 +638,8 @@ impl CudaModel {
                 &kv.v,
                 off,
                 kv.slots,
-                &w.slot,
-                &w.len,
+                &Input::Slots.of(&w.inputs, p),
+                &Input::Lengths.of(&w.inputs, p),
                 rows,
                 p.max_len,
                 kv.shape,
@@ -656,7 +669,7 @@ impl CudaModel {
                 Some(&w.proj),
                 last_down_bias(self.layers.len() - 1),
                 &self.norm,
-                Some(&w.outs),
+                Some(Input::OutputRows.of(&w.inputs, p)),
                 p.n,
                 eps,
                 Some(&mut w.hidden),
@@ -692,6 +705,11 @@ impl CudaModel {
                 && max_len <= kv.cap()
                 && kv.cap() <= ws.cap
                 && reps > 0
+        );
+        assert_eq!(
+            ws.loaded,
+            (rows, rows),
+            "profile_ops over other inputs than forward_inputs loaded"
         );
         let pass = Pass {
             rows,
@@ -792,17 +810,43 @@ impl ForwardOp {
     }
 }
 
+/// The per-row inputs of a forward pass of `rows` rows with `n` output
+/// rows, at their places in [`Workspace`]'s input block: token ids, slots,
+/// positions and lengths (`rows` each), then the output rows (`n`).
+#[derive(Debug, Clone, Copy)]
+enum Input {
+    Ids,
+    Slots,
+    Positions,
+    Lengths,
+    OutputRows,
+}
+
+impl Input {
+    /// Its place in `block`, a workspace's input block.
+    fn of(self, block: &CudaSlice<u32>, p: Pass) -> CudaView<'_, u32> {
+        let (start, len) = match self {
+            Input::Ids => (0, p.rows),
+            Input::Slots => (p.rows, p.rows),
+            Input::Positions => (2 * p.rows, p.rows),
+            Input::Lengths => (3 * p.rows, p.rows),
+            Input::OutputRows => (4 * p.rows, p.n),
+        };
+        block.slice(start..start + len)
+    }
+}
+
 /// Device buffers of forward passes ([`CudaModel::workspace`]); after
 /// [`CudaModel::forward_in`], `hidden` and `logits` hold its outputs.
 pub struct Workspace {
     rows: usize,
     out_rows: usize,
     cap: usize,
-    ids: CudaSlice<u32>,
-    slot: CudaSlice<u32>,
-    pos: CudaSlice<u32>,
-    len: CudaSlice<u32>,
-    outs: CudaSlice<u32>,
+    /// The rows' inputs, uploaded together by `forward_inputs` (see
+    /// [`Input`]).
+    inputs: CudaSlice<u32>,
+    /// `(rows, output rows)` of the inputs last uploaded.
+    loaded: (usize, usize),
     x: CudaSlice<f32>,
     xn: DBuf,
     qkv: CudaSlice<f32>,
