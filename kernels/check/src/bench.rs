@@ -356,7 +356,7 @@ fn profile_step(
     let forward = gpu
         .capture(|| model.forward_layers(&mut ws, &mut kv, batch, batch, cap, true))
         .map_err(e)?;
-    let forward_secs = model.time_replays(&forward).map_err(e)?;
+    let forward_secs = gpu.time_replays(&forward).map_err(e)?;
 
     // the sampler and the sketch on the logits and hidden states just made
     let vocab = c.vocab_size;
@@ -386,7 +386,7 @@ fn profile_step(
             })
         })
         .map_err(e)?;
-    let sample_secs = model.time_replays(&sample).map_err(e)? / PROFILE_REPS as f64;
+    let sample_secs = gpu.time_replays(&sample).map_err(e)? / PROFILE_REPS as f64;
     let sketches = gpu
         .capture(|| {
             (0..PROFILE_REPS).try_for_each(|_| {
@@ -394,7 +394,7 @@ fn profile_step(
             })
         })
         .map_err(e)?;
-    let sketch_secs = model.time_replays(&sketches).map_err(e)? / PROFILE_REPS as f64;
+    let sketch_secs = gpu.time_replays(&sketches).map_err(e)? / PROFILE_REPS as f64;
     let bad = gpu.download(&sketch_status, "sketch status").map_err(e)?;
     if let Some(j) = bad.iter().position(|&s| s != 0) {
         return Err(format!(

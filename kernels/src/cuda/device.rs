@@ -285,6 +285,24 @@ impl Gpu {
         graph?.ok_or_else(|| CudaError::Unsupported("a stream capture recorded no graph".into()))
     }
 
+    /// Seconds per replay of `graph`: the median of 3, after one.
+    pub fn time_replays(&self, graph: &CudaGraph) -> Result<f64, CudaError> {
+        let mut times = Vec::with_capacity(3);
+        for i in 0..4 {
+            let t = std::time::Instant::now();
+            graph.launch().map_err(|source| CudaError::Driver {
+                op: "replaying a graph".into(),
+                source,
+            })?;
+            self.sync()?;
+            if i > 0 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        Ok(times[1])
+    }
+
     /// (free, total) device memory in bytes.
     pub fn memory(&self) -> Result<(usize, usize), CudaError> {
         self.ctx.mem_get_info().op(|| "reading free memory".into())

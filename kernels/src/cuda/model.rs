@@ -2,7 +2,7 @@
 //! into one matrix each), KV caches in slots, and the forward pass.
 use std::sync::Arc;
 
-use cudarc::driver::{CudaGraph, CudaSlice, CudaView};
+use cudarc::driver::{CudaSlice, CudaView};
 use grail_engine::kernels::{Mat, WDtype};
 use grail_engine::{Model, ModelConfig};
 
@@ -528,19 +528,25 @@ impl CudaModel {
         // one upload (see Input), before the first launch: a
         // copy from pageable host memory waits for the stream, and one after
         // the layers would stall the host until they finished
-        let mut block = Vec::with_capacity(4 * rows + out_rows.len());
-        block.extend_from_slice(tokens);
-        block.extend_from_slice(slots);
-        block.extend_from_slice(pos);
-        block.extend(pos.iter().map(|&p| p + 1));
-        block.extend_from_slice(out_rows);
+        let lens: Vec<u32> = pos.iter().map(|&p| p + 1).collect();
+        let n = out_rows.len();
+        let mut block = vec![0u32; 4 * rows + n];
+        for (what, src) in [
+            (Input::Ids, tokens),
+            (Input::Slots, slots),
+            (Input::Positions, pos),
+            (Input::Lengths, &lens),
+            (Input::OutputRows, out_rows),
+        ] {
+            block[what.range(rows, n)].copy_from_slice(src);
+        }
         g.upload_into(
             &block,
             &mut ws.inputs,
             "token ids, slots, positions, output rows",
         )?;
-        ws.loaded = (rows, out_rows.len());
-        Ok(pos.iter().map(|&p| p as usize + 1).max().unwrap_or(1))
+        ws.loaded = (rows, n);
+        Ok(lens.iter().map(|&l| l as usize).max().unwrap_or(1))
     }
 
     /// The launches of [`CudaModel::forward_in`] over the inputs already in
@@ -722,27 +728,9 @@ impl CudaModel {
                 let graph = self
                     .gpu
                     .capture(|| (0..reps).try_for_each(|_| self.op(op, 0, ws, kv, pass)))?;
-                Ok((op, self.time_replays(&graph)? / reps as f64))
+                Ok((op, self.gpu.time_replays(&graph)? / reps as f64))
             })
             .collect()
-    }
-
-    /// Seconds per replay of `graph`: the median of 3, after one.
-    pub fn time_replays(&self, graph: &CudaGraph) -> Result<f64, CudaError> {
-        let mut times = Vec::with_capacity(3);
-        for i in 0..4 {
-            let t = std::time::Instant::now();
-            graph.launch().map_err(|source| CudaError::Driver {
-                op: "replaying a graph".into(),
-                source,
-            })?;
-            self.gpu.sync()?;
-            if i > 0 {
-                times.push(t.elapsed().as_secs_f64());
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        Ok(times[1])
     }
 }
 
@@ -823,16 +811,21 @@ enum Input {
 }
 
 impl Input {
-    /// Its place in `block`, a workspace's input block.
-    fn of(self, block: &CudaSlice<u32>, p: Pass) -> CudaView<'_, u32> {
+    /// Its place in the input block of `rows` rows and `n` output rows.
+    fn range(self, rows: usize, n: usize) -> std::ops::Range<usize> {
         let (start, len) = match self {
-            Input::Ids => (0, p.rows),
-            Input::Slots => (p.rows, p.rows),
-            Input::Positions => (2 * p.rows, p.rows),
-            Input::Lengths => (3 * p.rows, p.rows),
-            Input::OutputRows => (4 * p.rows, p.n),
+            Input::Ids => (0, rows),
+            Input::Slots => (rows, rows),
+            Input::Positions => (2 * rows, rows),
+            Input::Lengths => (3 * rows, rows),
+            Input::OutputRows => (4 * rows, n),
         };
-        block.slice(start..start + len)
+        start..start + len
+    }
+
+    /// Its part of `block`, a workspace's input block, in pass `p`.
+    fn of(self, block: &CudaSlice<u32>, p: Pass) -> CudaView<'_, u32> {
+        block.slice(self.range(p.rows, p.n))
     }
 }
 
