@@ -25,7 +25,8 @@
 # /tmp, transformers' decode throughput on it (scripts/bench_transformers.py)
 # and cuda-bench's table beside it (DIR/bench.md, bench.json,
 # transformers.json); last, with the time left, the kernel and generation
-# tests under compute-sanitizer memcheck. The whole run keeps inside
+# tests under compute-sanitizer memcheck, and the tests of our own kernels
+# under its racecheck and synccheck. The whole run keeps inside
 # GPU_CHECK_SECONDS (default 570).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -139,23 +140,36 @@ run)
     fi
     step 150 "$bundle/cuda-bench" --model "$model" --label "$label" ${bench_args[@]+"${bench_args[@]}"} \
         ${hf[@]+"${hf[@]}"} --json "$out/bench.json" --markdown "$out/bench.md" || status=1
-    # Last, with the time that is left: the kernel and generation tests
-    # again under compute-sanitizer's memcheck (out-of-bounds and
-    # misaligned device accesses, which the emulation does not trap inside
-    # kernels). An error fails the run; a missing tool or too little time
-    # is reported as not run.
-    if command -v compute-sanitizer >/dev/null; then
-        echo "== compute-sanitizer memcheck: kernels, generation" | tee -a "$report"
-        rc=0
-        step 120 compute-sanitizer --tool memcheck --error-exitcode 97 \
-            "$bundle/cuda-tests" --test-threads=1 kernels:: generation:: || rc=$?
+    # Last, with the time that is left, compute-sanitizer (it checks what
+    # the emulation cannot: the emulation runs each block's threads one
+    # after another, so it neither traps out-of-bounds device accesses nor
+    # sees two threads race):
+    # - memcheck: out-of-bounds and misaligned accesses, over the kernel and
+    #   generation tests (cuBLAS's kernels too);
+    # - racecheck: shared-memory hazards, and synccheck: barriers and warp
+    #   collectives used wrongly, over the tests that launch only our own
+    #   kernels (not cuBLAS's, whose internals are not ours to judge).
+    # An error fails the run; a missing tool or too little time is reported
+    # as not run.
+    own_kernels=(kernels::rope_and_attention kernels::kv_fork kernels::sampler_logprob_and_sketch)
+    sanitize() {
+        local tool=$1 limit=$2 rc=0
+        shift 2
+        echo "== compute-sanitizer $tool: $*" | tee -a "$report"
+        step "$limit" compute-sanitizer --tool "$tool" --error-exitcode 97 \
+            "$bundle/cuda-tests" --test-threads=1 "$@" || rc=$?
         case $rc in
         0) ;;
-        124 | 137) echo "memcheck: NOT RUN to the end (time limit)" | tee -a "$report" ;;
+        124 | 137) echo "$tool: NOT RUN to the end (time limit)" | tee -a "$report" ;;
         *) status=1 ;;
         esac
+    }
+    if command -v compute-sanitizer >/dev/null; then
+        sanitize memcheck 120 kernels:: generation::
+        sanitize racecheck 90 "${own_kernels[@]}"
+        sanitize synccheck 60 "${own_kernels[@]}"
     else
-        echo "memcheck: NOT RUN (no compute-sanitizer on PATH)" | tee -a "$report"
+        echo "compute-sanitizer: NOT RUN (none on PATH)" | tee -a "$report"
     fi
     echo "== result: $([ $status = 0 ] && echo PASS || echo FAIL)" | tee -a "$report"
     exit $status

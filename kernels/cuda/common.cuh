@@ -102,7 +102,8 @@ __device__ __forceinline__ float softmax_weight(float z, float max, float temper
 }
 
 // Returns false (in every thread) when a logit is not finite; then `*bad` is
-// the smallest such index.
+// the smallest such index. Otherwise every thread gets the max in `*max_out`
+// (a register of its own: no shared variable written by every thread).
 __device__ __forceinline__ bool softmax_prefix(const float* z, int vocab, float temperature,
                                                float* max_out, double* prefix, int* bad,
                                                float* fscratch, int* iscratch) {

@@ -17,7 +17,6 @@ logprob_f32(const float* __restrict__ logits, const uint32_t* __restrict__ token
     __shared__ float fscratch[32];
     __shared__ int iscratch[32];
     __shared__ int bad;
-    __shared__ float max_s;
     const int r = blockIdx.x;
     const float temperature = temperatures[r];
     const float* z = logits + (size_t)r * vocab;
@@ -26,12 +25,13 @@ logprob_f32(const float* __restrict__ logits, const uint32_t* __restrict__ token
         if (threadIdx.x == 0) status[r] = 0xffffffffu;
         return;
     }
-    if (!softmax_prefix(z, vocab, temperature, &max_s, prefix, &bad, fscratch, iscratch)) {
+    float m;
+    if (!softmax_prefix(z, vocab, temperature, &m, prefix, &bad, fscratch, iscratch)) {
         if (threadIdx.x == 0) status[r] = 1u + (uint32_t)bad;
         return;
     }
     if (threadIdx.x == 0) {
-        logprob[r] = ((double)z[t] - (double)max_s) / (double)temperature -
+        logprob[r] = ((double)z[t] - (double)m) / (double)temperature -
                      log(prefix[SOFTMAX_THREADS]);
         status[r] = 0;
     }

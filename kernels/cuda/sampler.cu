@@ -20,17 +20,16 @@ sample_f32(const float* __restrict__ logits, const double* __restrict__ uniforms
     __shared__ float fscratch[32];
     __shared__ int iscratch[32];
     __shared__ int bad;
-    __shared__ float max_s;
     __shared__ int found;
     __shared__ int last_nonzero;
     const int r = blockIdx.x;
     const float temperature = temperatures[r];
     const float* z = logits + (size_t)r * vocab;
-    if (!softmax_prefix(z, vocab, temperature, &max_s, prefix, &bad, fscratch, iscratch)) {
+    float m;
+    if (!softmax_prefix(z, vocab, temperature, &m, prefix, &bad, fscratch, iscratch)) {
         if (threadIdx.x == 0) status[r] = 1u + (uint32_t)bad;
         return;
     }
-    const float m = max_s;
     const double total = prefix[SOFTMAX_THREADS];
     const double target = uniforms[r] * total;
     const int chunk = (vocab + SOFTMAX_THREADS - 1) / SOFTMAX_THREADS;
