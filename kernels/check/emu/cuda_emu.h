@@ -5,7 +5,9 @@
 // file; nvcc never sees it.
 //
 // Execution model: the blocks of a launch run one after another on the
-// calling OS thread; the threads of a block are fibers scheduled round
+// calling OS thread, in a scrambled order (a fixed pseudo-random
+// permutation per launch: a GPU promises no order, so a kernel whose blocks
+// cooperate must not lean on one); the threads of a block are fibers scheduled round
 // robin, each running until it reaches a barrier or returns. A switch
 // between fibers saves the callee-saved registers, MXCSR and the x87
 // control word and swaps stack pointers (emu_switch below, x86-64; a few
@@ -123,6 +125,7 @@ struct Machine {
     dim3 thread, block, block_dim, grid_dim;
     std::vector<unsigned char> smem;
     const std::function<void()>* body = nullptr;
+    uint64_t launches = 0;  // seeds each launch's block order
 };
 
 inline Machine& machine() {
@@ -244,10 +247,21 @@ inline void run_grid(dim3 grid, dim3 block, size_t smem_bytes, const std::functi
     m.grid_dim = grid;
     m.smem.assign(smem_bytes + 16, 0xff);
     m.body = &body;
-    for (unsigned z = 0; z < grid.z; z++) {
-        for (unsigned y = 0; y < grid.y; y++) {
-            for (unsigned x = 0; x < grid.x; x++) run_block(dim3{x, y, z});
-        }
+    // Fisher-Yates over the block indices, driven by splitmix64
+    const uint64_t blocks = (uint64_t)grid.x * grid.y * grid.z;
+    std::vector<uint64_t> order(blocks);
+    for (uint64_t i = 0; i < blocks; i++) order[i] = i;
+    uint64_t state = 0x9e3779b97f4a7c15ull * ++m.launches;
+    auto next = [&state]() {
+        uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        return z ^ (z >> 31);
+    };
+    for (uint64_t i = blocks; i > 1; i--) std::swap(order[i - 1], order[next() % i]);
+    for (const uint64_t i : order) {
+        run_block(dim3{(unsigned)(i % grid.x), (unsigned)(i / grid.x % grid.y),
+                       (unsigned)(i / grid.x / grid.y)});
     }
     m.body = nullptr;
 }
@@ -370,6 +384,15 @@ T atomicMax(T* p, T v) {
     const T old = *p;
     if (old < v) *p = v;
     return old;
+}
+
+// Memory ordering: blocks run one at a time, so every write is visible to
+// every later block; a fence orders nothing further, and an L2-only load
+// (ld.global.cg) is a plain load.
+inline void __threadfence() {}
+template <typename T>
+T __ldcg(const T* p) {
+    return *p;
 }
 
 // Single IEEE operations (the translation unit is built with
