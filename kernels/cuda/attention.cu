@@ -5,23 +5,28 @@
 // slot slot[r] (the layout of rope.cu; kv head h serves query heads
 // h*G .. h*G+G-1, G = heads / kv_heads).
 //
-// attention_split_<T>: grid (rows, kv_heads, splits), block (ATTN_THREADS =
-// ATTN_SPLIT = 128), dynamic shared memory attention_smem_floats(G, d)
-// floats (at most 44 KiB). Block (r, h, s) covers positions
-// [s*ATTN_SPLIT, min(len, (s+1)*ATTN_SPLIT)) for the G query heads of kv head
-// h, reading each key and value row once for all of them with 16-byte loads:
+// attention_<T>: one launch, grid (rows, kv_heads, splits), block
+// (ATTN_THREADS = ATTN_SPLIT = 128), dynamic shared memory
+// attention_smem_floats(G, d) floats (at most 44 KiB). Block (r, h, s)
+// covers positions [s*ATTN_SPLIT, min(len, (s+1)*ATTN_SPLIT)) for the G
+// query heads of kv head h, reading each key and value row once for all of
+// them with 16-byte loads:
 //   scores: thread j computes the G dot products of position p0 + j over the
 //     whole head dimension (no cross-thread reduction);
 //   softmax: warp w, heads w, w+4: the split's max m and l = sum exp(s - m);
 //   values: thread = (chunk c of VEC dimensions, position group pg): sums
 //     p_j v_j over positions j = pg, pg + PG, ... for its chunk, G heads at
 //     once; the PG partial sums are added in pg order through shared memory.
-// It writes m, l and the unnormalized output acc per query head; blocks past
-// len write nothing. The split size is a constant, never a function of the
-// batch, so a row's result does not depend on what else is in the batch.
-// attention_combine_<T>: grid (rows, heads), block (128): merges the splits
-// in order s = 0, 1, ... and writes out (rows x heads * head_dim) in the
-// storage type (the o projection's input).
+// It writes m, l and the unnormalized output acc per query head to the
+// partials (part_ml, part_acc); blocks past len do nothing. Then the split
+// blocks of (r, h) count themselves in done[r * kv_heads + h] (after a
+// device-wide fence), and the last of them, whichever it is, merges the
+// splits in order s = 0, 1, ... and writes out (rows x heads * head_dim) in
+// the storage type (the o projection's input), and sets the counter back to
+// zero for the next launch. One launch instead of a split and a combine
+// kernel: a decode step of a 28-layer model launches 28 kernels fewer.
+// The split size is a constant, never a function of the batch, so a row's
+// result does not depend on what else is in the batch. Every len[r] >= 1.
 //
 // Limits (checked on the host): head_dim a multiple of VEC = 16 / sizeof(T)
 // (8 for bf16, 4 for f32) and at most 256, G <= 8 (every Llama and Qwen2
@@ -61,11 +66,12 @@ __device__ __forceinline__ void load_vec(const bf16* p, float* out) {
 }
 
 template <typename T>
-__device__ void attention_split(const float* __restrict__ q, const T* __restrict__ k_cache,
-                                const T* __restrict__ v_cache, const uint32_t* __restrict__ slot,
-                                const uint32_t* __restrict__ len, int heads, int kv_heads,
-                                int head_dim, int cap, float scale, float* __restrict__ part_acc,
-                                float* __restrict__ part_ml) {
+__device__ void attention(const float* __restrict__ q, const T* __restrict__ k_cache,
+                          const T* __restrict__ v_cache, const uint32_t* __restrict__ slot,
+                          const uint32_t* __restrict__ len, int heads, int kv_heads, int head_dim,
+                          int cap, float scale, float* __restrict__ part_acc,
+                          float* __restrict__ part_ml, uint32_t* __restrict__ done,
+                          T* __restrict__ out) {
     constexpr int VEC = Vec<T>::N;
     GRAIL_DYNAMIC_SMEM(float, smem);
     const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, splits = gridDim.z;
@@ -170,58 +176,64 @@ __device__ void attention_split(const float* __restrict__ q, const T* __restrict
         for (int p = 0; p < pgroups; p++) a = __fadd_rn(a, red[(p * group + g) * d + t]);
         part_acc[(((size_t)r * heads + h * group + g) * splits + s) * d + t] = a;
     }
-}
 
-template <typename T>
-__device__ void attention_combine(const float* __restrict__ part_acc,
-                                  const float* __restrict__ part_ml,
-                                  const uint32_t* __restrict__ len, int heads, int head_dim,
-                                  int splits, T* __restrict__ out) {
-    const int r = blockIdx.x, hq = blockIdx.y;
+    // The last split block of (r, h) to finish merges the splits: every
+    // thread fences its partial writes device-wide before thread 0 counts
+    // the block, so the block that sees the count reach `used` reads every
+    // split's partials (through L2: __ldcg, never a stale L1 line).
+    __shared__ int last;
+    __threadfence();
+    __syncthreads();
     const int used = ((int)len[r] + ATTN_SPLIT - 1) / ATTN_SPLIT;
-    const size_t first = ((size_t)r * heads + hq) * splits;
-    float m = -INFINITY;
-    for (int s = 0; s < used; s++) m = fmaxf(m, part_ml[(first + s) * 2]);
-    float l = 0.0f;
-    for (int s = 0; s < used; s++) {
-        l = __fadd_rn(l, __fmul_rn(part_ml[(first + s) * 2 + 1],
-                                   expf(__fsub_rn(part_ml[(first + s) * 2], m))));
+    if (tid == 0) {
+        uint32_t* counter = done + (size_t)r * kv_heads + h;
+        last = atomicAdd(counter, 1u) + 1u == (uint32_t)used;
+        if (last) *counter = 0u;  // every used block has counted: ready for the next launch
     }
-    const float inv = __fdiv_rn(1.0f, l);
-    for (int t = threadIdx.x; t < head_dim; t += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < used; s++) {
-            const float w = expf(__fsub_rn(part_ml[(first + s) * 2], m));
-            acc = __fmaf_rn(part_acc[(first + s) * head_dim + t], w, acc);
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    // per query head: the maximum of the split maxima, and 1 / sum l_s e^(m_s - m)
+    __shared__ float head_m[ATTN_MAX_GROUP];
+    __shared__ float head_inv[ATTN_MAX_GROUP];
+    if (tid < group) {
+        const size_t first = ((size_t)r * heads + h * group + tid) * splits;
+        float m = -INFINITY;
+        for (int k = 0; k < used; k++) m = fmaxf(m, __ldcg(&part_ml[(first + k) * 2]));
+        float l = 0.0f;
+        for (int k = 0; k < used; k++) {
+            l = __fadd_rn(l, __fmul_rn(__ldcg(&part_ml[(first + k) * 2 + 1]),
+                                       expf(__fsub_rn(__ldcg(&part_ml[(first + k) * 2]), m))));
         }
-        store_f32(out, ((size_t)r * heads + hq) * head_dim + t, __fmul_rn(acc, inv));
+        head_m[tid] = m;
+        head_inv[tid] = __fdiv_rn(1.0f, l);
+    }
+    __syncthreads();
+    for (int e = tid; e < group * d; e += ATTN_THREADS) {
+        const int g = e / d, t = e % d;
+        const size_t first = ((size_t)r * heads + h * group + g) * splits;
+        const float m = head_m[g];
+        float acc = 0.0f;
+        for (int k = 0; k < used; k++) {
+            const float w = expf(__fsub_rn(__ldcg(&part_ml[(first + k) * 2]), m));
+            acc = __fmaf_rn(__ldcg(&part_acc[(first + k) * d + t]), w, acc);
+        }
+        store_f32(out, ((size_t)r * heads + h * group + g) * d + t, __fmul_rn(acc, head_inv[g]));
     }
 }
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
-attention_split_f32(const float* q, const float* k_cache, const float* v_cache,
-                    const uint32_t* slot, const uint32_t* len, int heads, int kv_heads,
-                    int head_dim, int cap, float scale, float* part_acc, float* part_ml) {
-    attention_split(q, k_cache, v_cache, slot, len, heads, kv_heads, head_dim, cap, scale,
-                    part_acc, part_ml);
+attention_f32(const float* q, const float* k_cache, const float* v_cache, const uint32_t* slot,
+              const uint32_t* len, int heads, int kv_heads, int head_dim, int cap, float scale,
+              float* part_acc, float* part_ml, uint32_t* done, float* out) {
+    attention(q, k_cache, v_cache, slot, len, heads, kv_heads, head_dim, cap, scale, part_acc,
+              part_ml, done, out);
 }
 
 extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
-attention_split_bf16(const float* q, const bf16* k_cache, const bf16* v_cache,
-                     const uint32_t* slot, const uint32_t* len, int heads, int kv_heads,
-                     int head_dim, int cap, float scale, float* part_acc, float* part_ml) {
-    attention_split(q, k_cache, v_cache, slot, len, heads, kv_heads, head_dim, cap, scale,
-                    part_acc, part_ml);
-}
-
-extern "C" __global__ void attention_combine_f32(const float* part_acc, const float* part_ml,
-                                                 const uint32_t* len, int heads, int head_dim,
-                                                 int splits, float* out) {
-    attention_combine(part_acc, part_ml, len, heads, head_dim, splits, out);
-}
-
-extern "C" __global__ void attention_combine_bf16(const float* part_acc, const float* part_ml,
-                                                  const uint32_t* len, int heads, int head_dim,
-                                                  int splits, bf16* out) {
-    attention_combine(part_acc, part_ml, len, heads, head_dim, splits, out);
+attention_bf16(const float* q, const bf16* k_cache, const bf16* v_cache, const uint32_t* slot,
+               const uint32_t* len, int heads, int kv_heads, int head_dim, int cap, float scale,
+               float* part_acc, float* part_ml, uint32_t* done, bf16* out) {
+    attention(q, k_cache, v_cache, slot, len, heads, kv_heads, head_dim, cap, scale, part_acc,
+              part_ml, done, out);
 }

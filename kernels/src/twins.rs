@@ -242,7 +242,7 @@ pub fn kv_fork(
     }
 }
 
-/// attention.cu (split + combine): row `r`, query head `hq` attends over
+/// attention.cu (splits, then their merge): row `r`, query head `hq` attends over
 /// positions `[0, len[r])` of its slot with KV head `hq / G`; softmax in f64
 /// here (the reference), f32 with split-wise running maxima on the GPU.
 #[allow(clippy::too_many_arguments)]

@@ -43,8 +43,8 @@ std::function<void()> recorder(dim3 grid, dim3 block, size_t smem, void** params
 
 #define KERNEL(name) {#name, &launcher<name>, &recorder<name>}
 const emu::Kernel KERNELS[] = {
-    KERNEL(attention_split_f32),   KERNEL(attention_split_bf16), KERNEL(attention_combine_f32),
-    KERNEL(attention_combine_bf16), KERNEL(embedding_f32),        KERNEL(embedding_bf16),
+    KERNEL(attention_f32),         KERNEL(attention_bf16),       KERNEL(embedding_f32),
+    KERNEL(embedding_bf16),
     KERNEL(logprob_f32),           KERNEL(rms_norm_residual_f32), KERNEL(rms_norm_residual_bf16),
     KERNEL(rope_kv_write_f32),     KERNEL(rope_kv_write_bf16),   KERNEL(sample_f32),
     KERNEL(silu_mul_f32),          KERNEL(silu_mul_bf16),        KERNEL(sketch_f32),

@@ -64,15 +64,7 @@ const MODULES: &[(&str, &[u8])] = &[
 
 /// Kernel entry points, by module.
 const FUNCTIONS: &[(&str, &[&str])] = &[
-    (
-        "attention",
-        &[
-            "attention_split_f32",
-            "attention_split_bf16",
-            "attention_combine_f32",
-            "attention_combine_bf16",
-        ],
-    ),
+    ("attention", &["attention_f32", "attention_bf16"]),
     ("embedding", &["embedding_f32", "embedding_bf16"]),
     ("kv_fork", &["kv_fork_u128"]),
     ("logsoftmax", &["logprob_f32"]),
@@ -352,7 +344,8 @@ impl Gpu {
 
     /// Scratch for [`Gpu::attention`] over up to `rows` rows of `heads`
     /// query heads of dimension `head_dim` attending over up to `cap`
-    /// positions. Not zeroed: the kernels write every element they read.
+    /// positions. The partials are not zeroed (the kernel writes every one
+    /// it reads); the split counters are, and every launch leaves them so.
     pub fn attention_scratch(
         &self,
         rows: usize,
@@ -361,10 +354,11 @@ impl Gpu {
         cap: usize,
     ) -> Result<AttnScratch, CudaError> {
         let splits = cap.div_ceil(ATTN_SPLIT);
-        // attention_split writes every partial attention_combine reads
         Ok(AttnScratch {
             part_acc: self.uninit(rows * heads * splits * head_dim, "attention partial sums")?,
             part_ml: self.uninit(rows * heads * splits * 2, "attention partial maxima")?,
+            // one per (row, KV head); KV heads <= query heads
+            done: self.zeros(rows * heads, "attention split counters")?,
         })
     }
 
@@ -635,8 +629,10 @@ impl Gpu {
         )
     }
 
-    /// attention.cu over `rows` rows, split then combine through `scratch`;
-    /// `max_len` bounds `len` (the caller's, checked against `cap`).
+    /// attention.cu over `rows` rows, in one launch: splits of the sequence
+    /// whose last block to finish merges them through `scratch`; `max_len`
+    /// bounds `len` (the caller's, checked against `cap`), every `len[r]`
+    /// is at least 1.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &self,
@@ -665,15 +661,16 @@ impl Gpu {
         let splits = max_len.div_ceil(ATTN_SPLIT);
         assert!(
             scratch.part_acc.len() >= rows * h * splits * d
-                && scratch.part_ml.len() >= rows * h * splits * 2,
+                && scratch.part_ml.len() >= rows * h * splits * 2
+                && scratch.done.len() >= rows * kvh,
             "attention scratch for {rows} rows of {h} heads, {splits} splits of dimension {d}"
         );
-        let (part_acc, part_ml) = (&scratch.part_acc, &scratch.part_ml);
+        let (part_acc, part_ml, done) = (&scratch.part_acc, &scratch.part_ml, &scratch.done);
         let s = &self.stream;
         let sfx = k_cache.dt().suffix();
         let smem = attention_smem_bytes(group, d, k_cache.dt()) as u32;
         self.launch(
-            &format!("attention_split_{sfx}"),
+            &format!("attention_{sfx}"),
             LaunchConfig {
                 grid_dim: (rows as u32, kvh as u32, splits as u32),
                 block_dim: (128, 1, 1),
@@ -692,18 +689,7 @@ impl Gpu {
                 Arg::F(scale),
                 Arg::P(ptr(part_acc, s)),
                 Arg::P(ptr(part_ml, s)),
-            ],
-        )?;
-        self.launch(
-            &format!("attention_combine_{sfx}"),
-            cfg((rows as u32, h as u32, 1), 128, 0),
-            &[
-                Arg::P(ptr(part_acc, s)),
-                Arg::P(ptr(part_ml, s)),
-                Arg::P(ptr(len, s)),
-                Arg::I(h as i32),
-                Arg::I(d as i32),
-                Arg::I(splits as i32),
+                Arg::P(ptr(done, s)),
                 Arg::P(out.ptr_at(s, 0)),
             ],
         )
@@ -935,18 +921,20 @@ impl Gpu {
     }
 }
 
-/// The attention kernel's per-split partial results (see attention.cu),
-/// allocated once for the largest call ([`Gpu::attention_scratch`]).
+/// The attention kernel's per-split partial results and split counters
+/// (see attention.cu), allocated once for the largest call
+/// ([`Gpu::attention_scratch`]).
 #[derive(Debug)]
 pub struct AttnScratch {
     part_acc: CudaSlice<f32>,
     part_ml: CudaSlice<f32>,
+    done: CudaSlice<u32>,
 }
 
 impl AttnScratch {
     /// Fills every partial with NaN bytes (0xff): the kernel parity tests
-    /// poison it, so a combine that read a partial no split wrote would
-    /// show.
+    /// poison it, so a merge that read a partial no split wrote would show.
+    /// The split counters are left as they are (zero between launches).
     pub fn poison(&mut self, gpu: &Gpu) -> Result<(), CudaError> {
         for (p, bytes) in [
             (ptr(&self.part_acc, &gpu.stream), self.part_acc.num_bytes()),

@@ -40,7 +40,7 @@ pub struct CudaModel {
     rope: CudaSlice<f32>,
     weight_bytes: usize,
     /// Decode steps replay a recorded graph (one per batch size) instead of
-    /// launching their ~10 kernels per layer one by one.
+    /// launching their 9 kernels per layer one by one.
     decode_graphs: bool,
     /// Decode graphs recorded so far.
     pub(crate) graph_captures: std::sync::atomic::AtomicUsize,
@@ -745,8 +745,8 @@ struct Pass {
 }
 
 /// The kinds of launch of a forward pass, in order (those
-/// [`ForwardOp::in_layer`] once per layer); attention is two kernels (the
-/// splits, then their combination).
+/// [`ForwardOp::in_layer`] once per layer), one kernel each (attention's
+/// splits merge inside its one launch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardOp {
     Embedding,

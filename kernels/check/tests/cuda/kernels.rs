@@ -297,47 +297,58 @@ fn rope_and_attention_match_their_twins() {
                 0.0,
             );
 
-            let len: Vec<u32> = pos.iter().map(|p| p + 1).collect();
-            let max_len = *len.iter().max().unwrap() as usize;
-            let mut out = poisoned_dt(&g, dt, rows * heads * head_dim);
+            // twice over one scratch, the second time over shorter
+            // histories: a launch must leave the split counters ready for
+            // the next, whatever its split count
             let mut scratch = g.attention_scratch(rows, heads, head_dim, cap).unwrap();
-            scratch.poison(&g).unwrap();
-            g.attention(
-                &q,
-                &kd,
-                &vd,
-                0,
-                slots,
-                &slot_d,
-                &g.upload(&len, "").unwrap(),
-                rows,
-                max_len,
-                s,
-                1.0 / (head_dim as f32).sqrt(),
-                &mut scratch,
-                &mut out,
-            )
-            .unwrap();
-            let mut want = vec![0f32; rows * heads * head_dim];
-            twins::attention(
-                &qh,
-                &k2,
-                &v2,
-                &slot,
-                &len,
-                s,
-                1.0 / (head_dim as f32).sqrt(),
-                &mut want,
-                dt,
-            );
-            let tol = if dt == Dt::Bf16 { 1e-2 } else { 1e-5 };
-            close(
-                &format!("attention {dt:?} {heads}/{kv_heads}x{head_dim} len<={max_len}"),
-                &g.download_f32(&out, "").unwrap(),
-                &want,
-                tol,
-                tol,
-            );
+            for pass in 0..2u32 {
+                let len: Vec<u32> = pos
+                    .iter()
+                    .map(|p| (p + 1) >> pass)
+                    .map(|l| l.max(1))
+                    .collect();
+                let max_len = *len.iter().max().unwrap() as usize;
+                let mut out = poisoned_dt(&g, dt, rows * heads * head_dim);
+                scratch.poison(&g).unwrap();
+                g.attention(
+                    &q,
+                    &kd,
+                    &vd,
+                    0,
+                    slots,
+                    &slot_d,
+                    &g.upload(&len, "").unwrap(),
+                    rows,
+                    max_len,
+                    s,
+                    1.0 / (head_dim as f32).sqrt(),
+                    &mut scratch,
+                    &mut out,
+                )
+                .unwrap();
+                let mut want = vec![0f32; rows * heads * head_dim];
+                twins::attention(
+                    &qh,
+                    &k2,
+                    &v2,
+                    &slot,
+                    &len,
+                    s,
+                    1.0 / (head_dim as f32).sqrt(),
+                    &mut want,
+                    dt,
+                );
+                let tol = if dt == Dt::Bf16 { 1e-2 } else { 1e-5 };
+                close(
+                    &format!(
+                        "attention {dt:?} {heads}/{kv_heads}x{head_dim} len<={max_len} (launch {pass})"
+                    ),
+                    &g.download_f32(&out, "").unwrap(),
+                    &want,
+                    tol,
+                    tol,
+                );
+            }
         }
     }
 }
