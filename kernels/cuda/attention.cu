@@ -5,12 +5,13 @@
 // slot slot[r] (the layout of rope.cu; kv head h serves query heads
 // h*G .. h*G+G-1, G = heads / kv_heads).
 //
-// attention_<T>: one launch, grid (rows, kv_heads, splits), block
+// attention_<T>_g<G>: one launch, grid (rows, kv_heads, splits), block
 // (ATTN_THREADS = ATTN_SPLIT = 128), dynamic shared memory
 // attention_smem_floats(G, d) floats (at most 44 KiB). Block (r, h, s)
 // covers positions [s*ATTN_SPLIT, min(len, (s+1)*ATTN_SPLIT)) for the G
 // query heads of kv head h, reading each key and value row once for all of
-// them with 16-byte loads:
+// them with 16-byte loads, ATTN_UNROLL of them issued before the first is
+// used (one at a time, a split is bound by load latency, not bandwidth):
 //   scores: thread j computes the G dot products of position p0 + j over the
 //     whole head dimension (no cross-thread reduction);
 //   softmax: warp w, heads w, w+4: the split's max m and l = sum exp(s - m);
@@ -38,6 +39,8 @@
 #define ATTN_SPLIT 128
 #define ATTN_THREADS 128
 #define ATTN_MAX_GROUP 8
+// Vectors each thread loads before it uses the first.
+#define ATTN_UNROLL 4
 
 // Elements of T in one 16-byte vector.
 template <typename T>
@@ -45,37 +48,35 @@ struct Vec {
     static constexpr int N = 16 / (int)sizeof(T);
 };
 
-// The VEC elements of the 16-byte vector at p, widened to f32.
-__device__ __forceinline__ void load_vec(const float* p, float* out) {
+// The 16-byte vector at p, as it is in memory (loaded apart from its
+// widening, so that several loads can be in flight before the first use).
+template <typename T>
+__device__ __forceinline__ uint4 load_raw(const T* p) {
     GRAIL_CHECK_ALIGNED(p, 16);
-    const float4 v = *reinterpret_cast<const float4*>(p);
-    out[0] = v.x;
-    out[1] = v.y;
-    out[2] = v.z;
-    out[3] = v.w;
-}
-__device__ __forceinline__ void load_vec(const bf16* p, float* out) {
-    GRAIL_CHECK_ALIGNED(p, 16);
-    const uint4 v = *reinterpret_cast<const uint4*>(p);
-    const unsigned int w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        out[2 * i] = __uint_as_float(w[i] << 16);
-        out[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
+    return *reinterpret_cast<const uint4*>(p);
 }
 
-template <typename T>
+// Element e of a raw vector of T, widened to f32.
+__device__ __forceinline__ float widen(const uint4& v, int e, const float*) {
+    const unsigned int w = e == 0 ? v.x : e == 1 ? v.y : e == 2 ? v.z : v.w;
+    return __uint_as_float(w);
+}
+__device__ __forceinline__ float widen(const uint4& v, int e, const bf16*) {
+    const int i = e >> 1;
+    const unsigned int w = i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+    return __uint_as_float((e & 1) ? (w & 0xffff0000u) : (w << 16));
+}
+
+template <typename T, int G>
 __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_cache,
                           const T* __restrict__ v_cache, const uint32_t* __restrict__ slot,
                           const uint32_t* __restrict__ len, int heads, int kv_heads, int head_dim,
                           int cap, float scale, float* __restrict__ part_acc,
                           float* __restrict__ part_ml, uint32_t* __restrict__ done,
                           T* __restrict__ out) {
-    constexpr int VEC = Vec<T>::N;
+    constexpr int VEC = Vec<T>::N, group = G;
     GRAIL_DYNAMIC_SMEM(float, smem);
     const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, splits = gridDim.z;
-    const int group = heads / kv_heads;
     const int p0 = s * ATTN_SPLIT;
     const int n = min((int)len[r] - p0, ATTN_SPLIT);
     if (n <= 0) return;
@@ -92,29 +93,36 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
     const T* kb = k_cache + base;
     const T* vb = v_cache + base;
 
-    // scores: thread j, position p0 + j, all of its head dimension
+    // scores: thread j, position p0 + j, all of its head dimension, loading
+    // ATTN_UNROLL vectors before using the first (loads in flight, not
+    // latency, bound a split), summing in order c = 0, 1, ...
     if (tid < n) {
-        float dot[ATTN_MAX_GROUP];
+        float dot[G];
 #pragma unroll
-        for (int g = 0; g < ATTN_MAX_GROUP; g++) dot[g] = 0.0f;
+        for (int g = 0; g < G; g++) dot[g] = 0.0f;
         const T* krow = kb + (size_t)tid * d;
-        for (int c = 0; c < chunks; c++) {
-            float k[VEC];
-            load_vec(krow + c * VEC, k);
+        for (int c0 = 0; c0 < chunks; c0 += ATTN_UNROLL) {
+            uint4 k[ATTN_UNROLL];
 #pragma unroll
-            for (int g = 0; g < ATTN_MAX_GROUP; g++) {
-                if (g < group) {
+            for (int u = 0; u < ATTN_UNROLL; u++) {
+                if (c0 + u < chunks) k[u] = load_raw(krow + (c0 + u) * VEC);
+            }
 #pragma unroll
-                    for (int e = 0; e < VEC; e++) {
-                        dot[g] = __fmaf_rn(qs[g * d + c * VEC + e], k[e], dot[g]);
+            for (int u = 0; u < ATTN_UNROLL; u++) {
+                if (c0 + u < chunks) {
+#pragma unroll
+                    for (int g = 0; g < G; g++) {
+#pragma unroll
+                        for (int e = 0; e < VEC; e++) {
+                            dot[g] = __fmaf_rn(qs[g * d + (c0 + u) * VEC + e], widen(k[u], e, kb),
+                                                dot[g]);
+                        }
                     }
                 }
             }
         }
 #pragma unroll
-        for (int g = 0; g < ATTN_MAX_GROUP; g++) {
-            if (g < group) sc[g * ATTN_SPLIT + tid] = __fmul_rn(dot[g], scale);
-        }
+        for (int g = 0; g < G; g++) sc[g * ATTN_SPLIT + tid] = __fmul_rn(dot[g], scale);
     }
     __syncthreads();
 
@@ -139,33 +147,42 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
     __syncthreads();
 
     // values: thread (chunk c, position group pg) sums p_j v_j[c] over
-    // j = pg, pg + pgroups, ... for all G heads
+    // j = pg, pg + pgroups, ... (in that order) for all G heads, loading
+    // ATTN_UNROLL value rows before using the first
     const int c = tid % chunks, pg = tid / chunks;
     if (pg < pgroups) {
-        float acc[ATTN_MAX_GROUP][VEC];
+        float acc[G][VEC];
 #pragma unroll
-        for (int g = 0; g < ATTN_MAX_GROUP; g++) {
+        for (int g = 0; g < G; g++) {
 #pragma unroll
             for (int e = 0; e < VEC; e++) acc[g][e] = 0.0f;
         }
-        for (int j = pg; j < n; j += pgroups) {
-            float v[VEC];
-            load_vec(vb + (size_t)j * d + c * VEC, v);
+        for (int j0 = pg; j0 < n; j0 += ATTN_UNROLL * pgroups) {
+            uint4 v[ATTN_UNROLL];
 #pragma unroll
-            for (int g = 0; g < ATTN_MAX_GROUP; g++) {
-                if (g < group) {
-                    const float p = sc[g * ATTN_SPLIT + j];
+            for (int u = 0; u < ATTN_UNROLL; u++) {
+                const int j = j0 + u * pgroups;
+                if (j < n) v[u] = load_raw(vb + (size_t)j * d + c * VEC);
+            }
 #pragma unroll
-                    for (int e = 0; e < VEC; e++) acc[g][e] = __fmaf_rn(p, v[e], acc[g][e]);
+            for (int u = 0; u < ATTN_UNROLL; u++) {
+                const int j = j0 + u * pgroups;
+                if (j < n) {
+#pragma unroll
+                    for (int g = 0; g < G; g++) {
+                        const float p = sc[g * ATTN_SPLIT + j];
+#pragma unroll
+                        for (int e = 0; e < VEC; e++) {
+                            acc[g][e] = __fmaf_rn(p, widen(v[u], e, vb), acc[g][e]);
+                        }
+                    }
                 }
             }
         }
 #pragma unroll
-        for (int g = 0; g < ATTN_MAX_GROUP; g++) {
-            if (g < group) {
+        for (int g = 0; g < G; g++) {
 #pragma unroll
-                for (int e = 0; e < VEC; e++) red[(pg * group + g) * d + c * VEC + e] = acc[g][e];
-            }
+            for (int e = 0; e < VEC; e++) red[(pg * group + g) * d + c * VEC + e] = acc[g][e];
         }
     }
     __syncthreads();
@@ -222,18 +239,24 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
     }
 }
 
-extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
-attention_f32(const float* q, const float* k_cache, const float* v_cache, const uint32_t* slot,
-              const uint32_t* len, int heads, int kv_heads, int head_dim, int cap, float scale,
-              float* part_acc, float* part_ml, uint32_t* done, float* out) {
-    attention(q, k_cache, v_cache, slot, len, heads, kv_heads, head_dim, cap, scale, part_acc,
-              part_ml, done, out);
-}
-
-extern "C" __global__ void __launch_bounds__(ATTN_THREADS)
-attention_bf16(const float* q, const bf16* k_cache, const bf16* v_cache, const uint32_t* slot,
-               const uint32_t* len, int heads, int kv_heads, int head_dim, int cap, float scale,
-               float* part_acc, float* part_ml, uint32_t* done, bf16* out) {
-    attention(q, k_cache, v_cache, slot, len, heads, kv_heads, head_dim, cap, scale, part_acc,
-              part_ml, done, out);
-}
+// One kernel per storage type and group size G (attention_<T>_g<G>), so
+// that each G gets its own register allocation and no per-head branches.
+#define ATTENTION_KERNEL(SFX, T, G)                                                              \
+    extern "C" __global__ void __launch_bounds__(ATTN_THREADS) attention_##SFX##_g##G(          \
+        const float* q, const T* k_cache, const T* v_cache, const uint32_t* slot,             \
+        const uint32_t* len, int heads, int kv_heads, int head_dim, int cap, float scale,     \
+        float* part_acc, float* part_ml, uint32_t* done, T* out) {                           \
+        attention<T, G>(q, k_cache, v_cache, slot, len, heads, kv_heads, head_dim, cap, scale, \
+                        part_acc, part_ml, done, out);                                         \
+    }
+#define ATTENTION_KERNELS(G)            \
+    ATTENTION_KERNEL(f32, float, G)     \
+    ATTENTION_KERNEL(bf16, bf16, G)
+ATTENTION_KERNELS(1)
+ATTENTION_KERNELS(2)
+ATTENTION_KERNELS(3)
+ATTENTION_KERNELS(4)
+ATTENTION_KERNELS(5)
+ATTENTION_KERNELS(6)
+ATTENTION_KERNELS(7)
+ATTENTION_KERNELS(8)

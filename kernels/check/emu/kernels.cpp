@@ -43,8 +43,15 @@ std::function<void()> recorder(dim3 grid, dim3 block, size_t smem, void** params
 
 #define KERNEL(name) {#name, &launcher<name>, &recorder<name>}
 const emu::Kernel KERNELS[] = {
-    KERNEL(attention_f32),         KERNEL(attention_bf16),       KERNEL(embedding_f32),
-    KERNEL(embedding_bf16),
+    KERNEL(attention_f32_g1), KERNEL(attention_bf16_g1),
+    KERNEL(attention_f32_g2), KERNEL(attention_bf16_g2),
+    KERNEL(attention_f32_g3), KERNEL(attention_bf16_g3),
+    KERNEL(attention_f32_g4), KERNEL(attention_bf16_g4),
+    KERNEL(attention_f32_g5), KERNEL(attention_bf16_g5),
+    KERNEL(attention_f32_g6), KERNEL(attention_bf16_g6),
+    KERNEL(attention_f32_g7), KERNEL(attention_bf16_g7),
+    KERNEL(attention_f32_g8), KERNEL(attention_bf16_g8),
+    KERNEL(embedding_f32),         KERNEL(embedding_bf16),
     KERNEL(logprob_f32),           KERNEL(rms_norm_residual_f32), KERNEL(rms_norm_residual_bf16),
     KERNEL(rope_kv_write_f32),     KERNEL(rope_kv_write_bf16),   KERNEL(sample_f32),
     KERNEL(silu_mul_f32),          KERNEL(silu_mul_bf16),        KERNEL(sketch_f32),

@@ -64,7 +64,27 @@ const MODULES: &[(&str, &[u8])] = &[
 
 /// Kernel entry points, by module.
 const FUNCTIONS: &[(&str, &[&str])] = &[
-    ("attention", &["attention_f32", "attention_bf16"]),
+    (
+        "attention",
+        &[
+            "attention_f32_g1",
+            "attention_bf16_g1",
+            "attention_f32_g2",
+            "attention_bf16_g2",
+            "attention_f32_g3",
+            "attention_bf16_g3",
+            "attention_f32_g4",
+            "attention_bf16_g4",
+            "attention_f32_g5",
+            "attention_bf16_g5",
+            "attention_f32_g6",
+            "attention_bf16_g6",
+            "attention_f32_g7",
+            "attention_bf16_g7",
+            "attention_f32_g8",
+            "attention_bf16_g8",
+        ],
+    ),
     ("embedding", &["embedding_f32", "embedding_bf16"]),
     ("kv_fork", &["kv_fork_u128"]),
     ("logsoftmax", &["logprob_f32"]),
@@ -670,7 +690,8 @@ impl Gpu {
         let sfx = k_cache.dt().suffix();
         let smem = attention_smem_bytes(group, d, k_cache.dt()) as u32;
         self.launch(
-            &format!("attention_{sfx}"),
+            // one kernel per group size (attention.cu)
+            &format!("attention_{sfx}_g{group}"),
             LaunchConfig {
                 grid_dim: (rows as u32, kvh as u32, splits as u32),
                 block_dim: (128, 1, 1),

@@ -224,6 +224,11 @@ fn rope_and_attention_match_their_twins() {
             // and a head dimension of 3 vectors (position groups of 42)
             (16, 2, 256, 2, 300),
             (4, 1, 24, 3, 129),
+            // every other group size (one kernel each): 1, 3, 5, and a head
+            // dimension of 5 vectors (3 idle threads in the value phase)
+            (3, 3, 16, 2, 200),
+            (6, 2, 32, 3, 260),
+            (10, 2, 40, 2, 150),
         ] {
             let s = AttnShape {
                 heads,
