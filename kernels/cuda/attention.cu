@@ -38,7 +38,7 @@
 
 #define ATTN_SPLIT 128
 #define ATTN_THREADS 128
-#define ATTN_MAX_GROUP 8
+#define ATTN_MAX_GROUP 8  // kernels exist for G = 1 .. ATTN_MAX_GROUP (below)
 // Vectors each thread loads before it uses the first.
 #define ATTN_UNROLL 4
 
@@ -211,8 +211,8 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
     if (!last) return;
     __threadfence();
     // per query head: the maximum of the split maxima, and 1 / sum l_s e^(m_s - m)
-    __shared__ float head_m[ATTN_MAX_GROUP];
-    __shared__ float head_inv[ATTN_MAX_GROUP];
+    __shared__ float head_m[G];
+    __shared__ float head_inv[G];
     if (tid < group) {
         const size_t first = ((size_t)r * heads + h * group + tid) * splits;
         float m = -INFINITY;
