@@ -10,7 +10,7 @@
 // attention_smem_floats(G, d) floats (at most 44 KiB). Block (r, h, s)
 // covers positions [s*ATTN_SPLIT, min(len, (s+1)*ATTN_SPLIT)) for the G
 // query heads of kv head h, reading each key and value row once for all of
-// them with 16-byte loads, ATTN_UNROLL of them issued before the first is
+// them with 16-byte loads, Vec<T>::UNROLL of them issued before the first is
 // used (one at a time, a split is bound by load latency, not bandwidth):
 //   scores: thread j computes the G dot products of position p0 + j over the
 //     whole head dimension (no cross-thread reduction);
@@ -40,12 +40,14 @@
 #define ATTN_THREADS 128
 #define ATTN_MAX_GROUP 8  // kernels exist for G = 1 .. ATTN_MAX_GROUP (below)
 // Vectors each thread loads before it uses the first.
-#define ATTN_UNROLL 4
 
-// Elements of T in one 16-byte vector.
+// Elements of T in one 16-byte vector, and the vectors a thread loads
+// before it uses the first: 8 for bf16 caches (2 round trips per phase at
+// head_dim 128), 4 for f32 ones, which spill registers at 8.
 template <typename T>
 struct Vec {
     static constexpr int N = 16 / (int)sizeof(T);
+    static constexpr int UNROLL = sizeof(T) == 2 ? 8 : 4;
 };
 
 // The 16-byte vector at p, as it is in memory (loaded apart from its
@@ -74,7 +76,7 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
                           int cap, float scale, float* __restrict__ part_acc,
                           float* __restrict__ part_ml, uint32_t* __restrict__ done,
                           T* __restrict__ out) {
-    constexpr int VEC = Vec<T>::N, group = G;
+    constexpr int VEC = Vec<T>::N, UNROLL = Vec<T>::UNROLL, group = G;
     GRAIL_DYNAMIC_SMEM(float, smem);
     const int r = blockIdx.x, h = blockIdx.y, s = blockIdx.z, splits = gridDim.z;
     const int p0 = s * ATTN_SPLIT;
@@ -94,21 +96,21 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
     const T* vb = v_cache + base;
 
     // scores: thread j, position p0 + j, all of its head dimension, loading
-    // ATTN_UNROLL vectors before using the first (loads in flight, not
+    // UNROLL vectors before using the first (loads in flight, not
     // latency, bound a split), summing in order c = 0, 1, ...
     if (tid < n) {
         float dot[G];
 #pragma unroll
         for (int g = 0; g < G; g++) dot[g] = 0.0f;
         const T* krow = kb + (size_t)tid * d;
-        for (int c0 = 0; c0 < chunks; c0 += ATTN_UNROLL) {
-            uint4 k[ATTN_UNROLL];
+        for (int c0 = 0; c0 < chunks; c0 += UNROLL) {
+            uint4 k[UNROLL];
 #pragma unroll
-            for (int u = 0; u < ATTN_UNROLL; u++) {
+            for (int u = 0; u < UNROLL; u++) {
                 if (c0 + u < chunks) k[u] = load_raw(krow + (c0 + u) * VEC);
             }
 #pragma unroll
-            for (int u = 0; u < ATTN_UNROLL; u++) {
+            for (int u = 0; u < UNROLL; u++) {
                 if (c0 + u < chunks) {
 #pragma unroll
                     for (int g = 0; g < G; g++) {
@@ -148,7 +150,7 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
 
     // values: thread (chunk c, position group pg) sums p_j v_j[c] over
     // j = pg, pg + pgroups, ... (in that order) for all G heads, loading
-    // ATTN_UNROLL value rows before using the first
+    // UNROLL value rows before using the first
     const int c = tid % chunks, pg = tid / chunks;
     if (pg < pgroups) {
         float acc[G][VEC];
@@ -157,15 +159,15 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
 #pragma unroll
             for (int e = 0; e < VEC; e++) acc[g][e] = 0.0f;
         }
-        for (int j0 = pg; j0 < n; j0 += ATTN_UNROLL * pgroups) {
-            uint4 v[ATTN_UNROLL];
+        for (int j0 = pg; j0 < n; j0 += UNROLL * pgroups) {
+            uint4 v[UNROLL];
 #pragma unroll
-            for (int u = 0; u < ATTN_UNROLL; u++) {
+            for (int u = 0; u < UNROLL; u++) {
                 const int j = j0 + u * pgroups;
                 if (j < n) v[u] = load_raw(vb + (size_t)j * d + c * VEC);
             }
 #pragma unroll
-            for (int u = 0; u < ATTN_UNROLL; u++) {
+            for (int u = 0; u < UNROLL; u++) {
                 const int j = j0 + u * pgroups;
                 if (j < n) {
 #pragma unroll
