@@ -16,6 +16,8 @@
 // engine's bias add, rope and cache write (bf16 caches round to nearest even).
 #include "common.cuh"
 
+#define ROPE_UNROLL 8
+
 template <typename T>
 __device__ void rope_kv_write(const float* __restrict__ qkv, const float* __restrict__ bias,
                               const float* __restrict__ table, const uint32_t* __restrict__ pos,
@@ -29,34 +31,74 @@ __device__ void rope_kv_write(const float* __restrict__ qkv, const float* __rest
     const float* cs = table + (size_t)pos[r] * head_dim;  // half pairs of (cos, sin)
     const size_t s = slot[r];
     const size_t p = pos[r];
-    // rotated pairs of the q and k heads
-    for (int e = threadIdx.x; e < (heads + kv_heads) * half; e += blockDim.x) {
-        const int h = e / half, i = e % half;
-        const int c1 = h * head_dim + i, c2 = c1 + half;
-        float v1 = x[c1], v2 = x[c2];
-        if (bias) {
-            v1 = __fadd_rn(v1, bias[c1]);
-            v2 = __fadd_rn(v2, bias[c2]);
+    // rotated pairs of the q and k heads, ROPE_UNROLL pairs' loads issued
+    // before the first is used (a row is one block: its time is its chain
+    // of load round trips)
+    const int pairs = (heads + kv_heads) * half, stride = blockDim.x;
+    for (int e0 = threadIdx.x; e0 < pairs; e0 += ROPE_UNROLL * stride) {
+        float v1[ROPE_UNROLL], v2[ROPE_UNROLL], b1[ROPE_UNROLL], b2[ROPE_UNROLL],
+            cos[ROPE_UNROLL], sin[ROPE_UNROLL];
+#pragma unroll
+        for (int u = 0; u < ROPE_UNROLL; u++) {
+            const int e = e0 + u * stride;
+            if (e < pairs) {
+                const int h = e / half, i = e % half;
+                const int c1 = h * head_dim + i, c2 = c1 + half;
+                v1[u] = x[c1];
+                v2[u] = x[c2];
+                if (bias) {
+                    b1[u] = bias[c1];
+                    b2[u] = bias[c2];
+                }
+                cos[u] = cs[2 * i];
+                sin[u] = cs[2 * i + 1];
+            }
         }
-        const float cos = cs[2 * i], sin = cs[2 * i + 1];
-        const float y1 = __fsub_rn(__fmul_rn(v1, cos), __fmul_rn(v2, sin));
-        const float y2 = __fadd_rn(__fmul_rn(v2, cos), __fmul_rn(v1, sin));
-        if (h < heads) {
-            q_out[(size_t)r * heads * head_dim + c1] = y1;
-            q_out[(size_t)r * heads * head_dim + c2] = y2;
-        } else {
-            const size_t base = ((s * kv_heads + (h - heads)) * cap + p) * head_dim;
-            store_f32(k_cache, base + i, y1);
-            store_f32(k_cache, base + i + half, y2);
+#pragma unroll
+        for (int u = 0; u < ROPE_UNROLL; u++) {
+            const int e = e0 + u * stride;
+            if (e < pairs) {
+                const int h = e / half, i = e % half;
+                const int c1 = h * head_dim + i, c2 = c1 + half;
+                if (bias) {
+                    v1[u] = __fadd_rn(v1[u], b1[u]);
+                    v2[u] = __fadd_rn(v2[u], b2[u]);
+                }
+                const float y1 = __fsub_rn(__fmul_rn(v1[u], cos[u]), __fmul_rn(v2[u], sin[u]));
+                const float y2 = __fadd_rn(__fmul_rn(v2[u], cos[u]), __fmul_rn(v1[u], sin[u]));
+                if (h < heads) {
+                    q_out[(size_t)r * heads * head_dim + c1] = y1;
+                    q_out[(size_t)r * heads * head_dim + c2] = y2;
+                } else {
+                    const size_t base = ((s * kv_heads + (h - heads)) * cap + p) * head_dim;
+                    store_f32(k_cache, base + i, y1);
+                    store_f32(k_cache, base + i + half, y2);
+                }
+            }
         }
     }
     // values
-    for (int e = threadIdx.x; e < kv_heads * head_dim; e += blockDim.x) {
-        const int h = e / head_dim, t = e % head_dim;
-        const int c = (heads + kv_heads) * head_dim + e;
-        float v = x[c];
-        if (bias) v = __fadd_rn(v, bias[c]);
-        store_f32(v_cache, ((s * kv_heads + h) * cap + p) * head_dim + t, v);
+    const int values = kv_heads * head_dim;
+    for (int e0 = threadIdx.x; e0 < values; e0 += ROPE_UNROLL * stride) {
+        float v[ROPE_UNROLL], b[ROPE_UNROLL];
+#pragma unroll
+        for (int u = 0; u < ROPE_UNROLL; u++) {
+            const int e = e0 + u * stride;
+            if (e < values) {
+                const int c = (heads + kv_heads) * head_dim + e;
+                v[u] = x[c];
+                if (bias) b[u] = bias[c];
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < ROPE_UNROLL; u++) {
+            const int e = e0 + u * stride;
+            if (e < values) {
+                const int h = e / head_dim, t = e % head_dim;
+                if (bias) v[u] = __fadd_rn(v[u], b[u]);
+                store_f32(v_cache, ((s * kv_heads + h) * cap + p) * head_dim + t, v[u]);
+            }
+        }
     }
 }
 

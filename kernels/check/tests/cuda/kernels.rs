@@ -82,6 +82,9 @@ fn embedding_norm_silu_and_gemm_match_their_twins() {
             (1usize, 64usize, 172usize, 512usize),
             (7, 896, 4864, 1000),
             (33, 1536, 8960, 300),
+            // more than 8 elements per thread of the norm's 256: several
+            // batches of loads, the last one partial
+            (2, 4100, 64, 50),
         ] {
             let seed = (rows * h) as u64;
             // embedding
@@ -229,6 +232,8 @@ fn rope_and_attention_match_their_twins() {
             (3, 3, 16, 2, 200),
             (6, 2, 32, 3, 260),
             (10, 2, 40, 2, 150),
+            // more rope pairs and values than 8 per thread of 128
+            (8, 8, 256, 2, 140),
         ] {
             let s = AttnShape {
                 heads,
