@@ -42,20 +42,37 @@ sample_f32(const float* __restrict__ logits, const double* __restrict__ uniforms
     const bool mine = target < prefix[j + 1] && (j == 0 || !(target < prefix[j]));
     const int lo = min(vocab, j * chunk), hi = min(vocab, lo + chunk);
     if (mine) {
+        // the running sum from the chunk's start, token by token, up to the
+        // first token past the target (logits loaded SOFTMAX_UNROLL at a time)
         double c = prefix[j];
         int pick = -1, nz = -1;
-        for (int i = lo; i < hi; i++) {
-            const float w = softmax_weight(z[i], m, temperature);
-            c += (double)w;
-            if (w > 0.0f) nz = i;
-            if (target < c) { pick = i; break; }
+        for (int i0 = lo; i0 < hi && pick < 0; i0 += SOFTMAX_UNROLL) {
+            float zv[SOFTMAX_UNROLL];
+            softmax_load(z, i0, hi, zv);
+#pragma unroll
+            for (int u = 0; u < SOFTMAX_UNROLL; u++) {
+                const int i = i0 + u;
+                if (i < hi && pick < 0) {
+                    const float w = softmax_weight(zv[u], m, temperature);
+                    c += (double)w;
+                    if (w > 0.0f) nz = i;
+                    if (target < c) pick = i;
+                }
+            }
         }
         found = pick >= 0 ? pick : nz;
     }
-    // The last token with a non-zero weight, for a target at or past Z.
+    // The last token with a non-zero weight, for a target at or past Z:
+    // each thread's chunk from its end, SOFTMAX_UNROLL logits at a time.
     int nz = -1;
-    for (int i = hi - 1; i >= lo; i--) {
-        if (softmax_weight(z[i], m, temperature) > 0.0f) { nz = i; break; }
+    for (int i1 = hi; i1 > lo && nz < 0; i1 -= SOFTMAX_UNROLL) {
+        const int i0 = max(lo, i1 - SOFTMAX_UNROLL);
+        float zv[SOFTMAX_UNROLL];
+        softmax_load(z, i0, i1, zv);
+#pragma unroll
+        for (int u = SOFTMAX_UNROLL - 1; u >= 0; u--) {
+            if (i0 + u < i1 && nz < 0 && softmax_weight(zv[u], m, temperature) > 0.0f) nz = i0 + u;
+        }
     }
     if (nz >= 0) atomicMax(&last_nonzero, nz);
     __syncthreads();

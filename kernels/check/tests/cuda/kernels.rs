@@ -425,17 +425,55 @@ fn kv_fork_matches_its_twin_exactly() {
 #[test]
 fn sampler_logprob_and_sketch_match_their_twins_exactly() {
     let g = gpu();
-    for &(rows, vocab) in &[(1usize, 512usize), (17, 32_000), (64, 151_936)] {
-        let logits: Vec<f32> = rand_vec(rows * vocab, vocab as u64)
+    // `peaked`: logits spread over thousands at temperature 0.25, so that
+    // nearly every weight is exactly zero (whole chunks of them), with
+    // uniforms at the ends of [0, 1], 1 included: no uniform below 1 puts
+    // the target at Z (u Z rounds below Z), but rounding in the running
+    // sums could, and then the sampler takes the last token of non-zero
+    // weight, found by every thread scanning its chunk from the end
+    for &(rows, vocab, peaked) in &[
+        (1usize, 512usize, false),
+        (17, 32_000, false),
+        (64, 151_936, false),
+        (6, 151_936, true),
+    ] {
+        let scale = |i: usize| {
+            if peaked {
+                3000.0
+            } else {
+                [1.0, 8.0, 30.0][i % 3]
+            }
+        };
+        let mut logits: Vec<f32> = rand_vec(rows * vocab, vocab as u64 + u64::from(peaked))
             .iter()
             .enumerate()
-            .map(|(i, v)| v * [1.0, 8.0, 30.0][i % 3])
+            .map(|(i, v)| v * scale(i))
             .collect();
-        let u: Vec<f64> = rand_vec(rows, 9)
-            .iter()
-            .map(|v| f64::from(v.abs()))
-            .collect();
-        let temps: Vec<f32> = (0..rows).map(|r| [0.7f32, 1.0, 1.3][r % 3]).collect();
+        if peaked {
+            // the last three tokens of each row tie at its max: the last of
+            // them is the last token of non-zero weight
+            for row in logits.chunks_mut(vocab) {
+                let m = row.iter().copied().fold(f32::MIN, f32::max);
+                row[vocab - 3..].fill(m);
+            }
+        }
+        let u: Vec<f64> = if peaked {
+            let edges = [1.0, 1.0 - f64::EPSILON / 2.0, 0.0, 0.5, 1e-300, 1.0 - 1e-9];
+            (0..rows).map(|r| edges[r % edges.len()]).collect()
+        } else {
+            rand_vec(rows, 9)
+                .iter()
+                .map(|v| f64::from(v.abs()))
+                .collect()
+        };
+        let temp = |r: usize| {
+            if peaked {
+                0.25
+            } else {
+                [0.7f32, 1.0, 1.3][r % 3]
+            }
+        };
+        let temps: Vec<f32> = (0..rows).map(temp).collect();
         let ld = g.upload(&logits, "").unwrap();
         let (mut tok, mut lp, mut st) = (
             g.upload(&vec![u32::MAX; rows], "").unwrap(),
@@ -488,7 +526,10 @@ fn sampler_logprob_and_sketch_match_their_twins_exactly() {
                 (lp2[r] - twins::logprob(z, t, temps[r]).unwrap()).abs() <= 1e-12 + 1e-12 * l.abs()
             );
         }
-        println!("sampler: {rows} rows of {vocab}: tokens equal, logprobs within 1e-12");
+        println!(
+            "sampler: {rows} rows of {vocab}{}: tokens equal, logprobs within 1e-12",
+            if peaked { " (peaked)" } else { "" }
+        );
     }
     // a non-finite logit is reported with its index
     let mut z = rand_vec(1000, 3);
