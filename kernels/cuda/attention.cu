@@ -87,27 +87,38 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
     float* sc = qs + group * d;              // group x ATTN_SPLIT
     float* red = sc + group * ATTN_SPLIT;    // pgroups x group x d
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    for (int e = tid; e < group * d; e += ATTN_THREADS) {
-        qs[e] = q[(size_t)r * heads * d + (size_t)h * group * d + e];
-    }
-    __syncthreads();
     const size_t base = ((size_t)slot[r] * kv_heads + h) * cap * d + (size_t)p0 * d;
     const T* kb = k_cache + base;
     const T* vb = v_cache + base;
 
     // scores: thread j, position p0 + j, all of its head dimension, loading
     // UNROLL vectors before using the first (loads in flight, not
-    // latency, bound a split), summing in order c = 0, 1, ...
-    if (tid < n) {
+    // latency, bound a split), summing in order c = 0, 1, ... The first
+    // vectors are requested before the queries are staged, so that the two
+    // sets of loads overlap.
+    const bool scoring = tid < n;
+    const T* krow = kb + (size_t)tid * d;
+    uint4 k[UNROLL];
+    if (scoring) {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            if (u < chunks) k[u] = load_raw(krow + u * VEC);
+        }
+    }
+    for (int e = tid; e < group * d; e += ATTN_THREADS) {
+        qs[e] = q[(size_t)r * heads * d + (size_t)h * group * d + e];
+    }
+    __syncthreads();
+    if (scoring) {
         float dot[G];
 #pragma unroll
         for (int g = 0; g < G; g++) dot[g] = 0.0f;
-        const T* krow = kb + (size_t)tid * d;
         for (int c0 = 0; c0 < chunks; c0 += UNROLL) {
-            uint4 k[UNROLL];
+            if (c0 > 0) {
 #pragma unroll
-            for (int u = 0; u < UNROLL; u++) {
-                if (c0 + u < chunks) k[u] = load_raw(krow + (c0 + u) * VEC);
+                for (int u = 0; u < UNROLL; u++) {
+                    if (c0 + u < chunks) k[u] = load_raw(krow + (c0 + u) * VEC);
+                }
             }
 #pragma unroll
             for (int u = 0; u < UNROLL; u++) {
