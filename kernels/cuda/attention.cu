@@ -7,7 +7,7 @@
 //
 // attention_<T>_g<G>: one launch, grid (rows, kv_heads, splits), block
 // (ATTN_THREADS = ATTN_SPLIT = 128), dynamic shared memory
-// attention_smem_floats(G, d) floats (at most 44 KiB). Block (r, h, s)
+// attention_smem_bytes(G, d, dt) bytes (kernels/src/twins.rs) (at most 44 KiB). Block (r, h, s)
 // covers positions [s*ATTN_SPLIT, min(len, (s+1)*ATTN_SPLIT)) for the G
 // query heads of kv head h, reading each key and value row once for all of
 // them with 16-byte loads, Vec<T>::UNROLL of them issued before the first is
@@ -39,7 +39,6 @@
 #define ATTN_SPLIT 128
 #define ATTN_THREADS 128
 #define ATTN_MAX_GROUP 8  // kernels exist for G = 1 .. ATTN_MAX_GROUP (below)
-// Vectors each thread loads before it uses the first.
 
 // Elements of T in one 16-byte vector, and the vectors a thread loads
 // before it uses the first: 8 for bf16 caches (2 round trips per phase at
