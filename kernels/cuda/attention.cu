@@ -6,9 +6,9 @@
 // h*G .. h*G+G-1, G = heads / kv_heads).
 //
 // attention_<T>_g<G>: one launch, grid (rows, kv_heads, splits), block
-// (ATTN_THREADS = ATTN_SPLIT = 128), dynamic shared memory
-// attention_smem_bytes(G, d, dt) bytes (kernels/src/twins.rs) (at most 44 KiB). Block (r, h, s)
-// covers positions [s*ATTN_SPLIT, min(len, (s+1)*ATTN_SPLIT)) for the G
+// (ATTN_THREADS = ATTN_SPLIT = 128), dynamic shared memory of
+// attention_smem_bytes(G, d, dt) (kernels/src/twins.rs; at most 44 KiB).
+// Block (r, h, s) covers positions [s*ATTN_SPLIT, min(len, (s+1)*ATTN_SPLIT)) for the G
 // query heads of kv head h, reading each key and value row once for all of
 // them with 16-byte loads, Vec<T>::UNROLL of them issued before the first is
 // used (one at a time, a split is bound by load latency, not bandwidth):
