@@ -18,6 +18,16 @@
 
 #define ROPE_UNROLL 8
 
+// Pair e of the rotated (q and k) heads: head h, index i < head_dim / 2,
+// and its two columns of the row.
+struct RopePair {
+    int h, i, c1, c2;
+};
+__device__ __forceinline__ RopePair rope_pair(int e, int half, int head_dim) {
+    const int h = e / half, i = e % half, c1 = h * head_dim + i;
+    return RopePair{h, i, c1, c1 + half};
+}
+
 template <typename T>
 __device__ void rope_kv_write(const float* __restrict__ qkv, const float* __restrict__ bias,
                               const float* __restrict__ table, const uint32_t* __restrict__ pos,
@@ -42,37 +52,35 @@ __device__ void rope_kv_write(const float* __restrict__ qkv, const float* __rest
         for (int u = 0; u < ROPE_UNROLL; u++) {
             const int e = e0 + u * stride;
             if (e < pairs) {
-                const int h = e / half, i = e % half;
-                const int c1 = h * head_dim + i, c2 = c1 + half;
-                v1[u] = x[c1];
-                v2[u] = x[c2];
+                const RopePair q = rope_pair(e, half, head_dim);
+                v1[u] = x[q.c1];
+                v2[u] = x[q.c2];
                 if (bias) {
-                    b1[u] = bias[c1];
-                    b2[u] = bias[c2];
+                    b1[u] = bias[q.c1];
+                    b2[u] = bias[q.c2];
                 }
-                cos[u] = cs[2 * i];
-                sin[u] = cs[2 * i + 1];
+                cos[u] = cs[2 * q.i];
+                sin[u] = cs[2 * q.i + 1];
             }
         }
 #pragma unroll
         for (int u = 0; u < ROPE_UNROLL; u++) {
             const int e = e0 + u * stride;
             if (e < pairs) {
-                const int h = e / half, i = e % half;
-                const int c1 = h * head_dim + i, c2 = c1 + half;
+                const RopePair q = rope_pair(e, half, head_dim);
                 if (bias) {
                     v1[u] = __fadd_rn(v1[u], b1[u]);
                     v2[u] = __fadd_rn(v2[u], b2[u]);
                 }
                 const float y1 = __fsub_rn(__fmul_rn(v1[u], cos[u]), __fmul_rn(v2[u], sin[u]));
                 const float y2 = __fadd_rn(__fmul_rn(v2[u], cos[u]), __fmul_rn(v1[u], sin[u]));
-                if (h < heads) {
-                    q_out[(size_t)r * heads * head_dim + c1] = y1;
-                    q_out[(size_t)r * heads * head_dim + c2] = y2;
+                if (q.h < heads) {
+                    q_out[(size_t)r * heads * head_dim + q.c1] = y1;
+                    q_out[(size_t)r * heads * head_dim + q.c2] = y2;
                 } else {
-                    const size_t base = ((s * kv_heads + (h - heads)) * cap + p) * head_dim;
-                    store_f32(k_cache, base + i, y1);
-                    store_f32(k_cache, base + i + half, y2);
+                    const size_t base = ((s * kv_heads + (q.h - heads)) * cap + p) * head_dim;
+                    store_f32(k_cache, base + q.i, y1);
+                    store_f32(k_cache, base + q.i + half, y2);
                 }
             }
         }
