@@ -136,6 +136,20 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
 #pragma unroll
         for (int g = 0; g < G; g++) sc[g * ATTN_SPLIT + tid] = __fmul_rn(dot[g], scale);
     }
+    // values: thread (chunk c, position group pg) will sum p_j v_j[c] over
+    // j = pg, pg + pgroups, ... (in that order) for all G heads, loading
+    // UNROLL value rows before using the first; the first rows are
+    // requested now, to arrive while the softmax runs
+    const int c = tid % chunks, pg = tid / chunks;
+    const bool summing = pg < pgroups;
+    uint4 v[UNROLL];
+    if (summing) {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int j = pg + u * pgroups;
+            if (j < n) v[u] = load_raw(vb + (size_t)j * d + c * VEC);
+        }
+    }
     __syncthreads();
 
     // per head: max, then p = exp(score - max) in place, then their sum
@@ -158,11 +172,8 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
     }
     __syncthreads();
 
-    // values: thread (chunk c, position group pg) sums p_j v_j[c] over
-    // j = pg, pg + pgroups, ... (in that order) for all G heads, loading
-    // UNROLL value rows before using the first
-    const int c = tid % chunks, pg = tid / chunks;
-    if (pg < pgroups) {
+    // values (see above)
+    if (summing) {
         float acc[G][VEC];
 #pragma unroll
         for (int g = 0; g < G; g++) {
@@ -170,11 +181,12 @@ __device__ void attention(const float* __restrict__ q, const T* __restrict__ k_c
             for (int e = 0; e < VEC; e++) acc[g][e] = 0.0f;
         }
         for (int j0 = pg; j0 < n; j0 += UNROLL * pgroups) {
-            uint4 v[UNROLL];
+            if (j0 > pg) {
 #pragma unroll
-            for (int u = 0; u < UNROLL; u++) {
-                const int j = j0 + u * pgroups;
-                if (j < n) v[u] = load_raw(vb + (size_t)j * d + c * VEC);
+                for (int u = 0; u < UNROLL; u++) {
+                    const int j = j0 + u * pgroups;
+                    if (j < n) v[u] = load_raw(vb + (size_t)j * d + c * VEC);
+                }
             }
 #pragma unroll
             for (int u = 0; u < UNROLL; u++) {
