@@ -331,12 +331,12 @@ impl CudaModel {
         gpu.upload_into(&u, &mut io.uniforms, "uniforms")?;
         gpu.upload_into(&temps, &mut io.temperatures, "temperatures")?;
         {
-            // the kernels' u32 outputs side by side, for one download:
-            // tokens, sampler status, sketches (4 words each), sketch status
-            let mut block = io.out.slice_mut(0..7 * n);
-            let (mut token, mut rest) = block.split_at_mut(n);
-            let (mut status, mut rest) = rest.split_at_mut(n);
-            let (mut sketch, mut sketch_status) = rest.split_at_mut(4 * n);
+            // the kernels' u32 outputs side by side (see Out), for one
+            // download
+            let mut block = io.out.slice_mut(0..Out::words(n));
+            let (mut token, mut rest) = block.split_at_mut(Out::Tokens.range(n).len());
+            let (mut status, mut rest) = rest.split_at_mut(Out::Status.range(n).len());
+            let (mut sketch, mut sketch_status) = rest.split_at_mut(Out::Sketches.range(n).len());
             gpu.sample(
                 &ws.logits,
                 &io.uniforms,
@@ -351,9 +351,9 @@ impl CudaModel {
                 gpu.sketch(&ws.hidden, n, words, &mut sketch, &mut sketch_status)?;
             }
         }
-        let block = gpu.download_range(&io.out, 0..7 * n, "sampled tokens and sketches")?;
+        let block = gpu.download_range(&io.out, 0..Out::words(n), "sampled tokens and sketches")?;
         let lp = gpu.download_range(&io.logprob, 0..n, "logprobs")?;
-        let (tok, st) = (&block[..n], &block[n..2 * n]);
+        let (tok, st) = (&block[Out::Tokens.range(n)], &block[Out::Status.range(n)]);
         let mut picks = Vec::with_capacity(n);
         for (j, &i) in live.iter().enumerate() {
             let greedy = matches!(groups[active[i].group].sampler, Sampler::Greedy { .. });
@@ -375,7 +375,10 @@ impl CudaModel {
         let Some((planes, _)) = planes else {
             return Ok((picks, None));
         };
-        let (words, st) = (&block[2 * n..6 * n], &block[6 * n..7 * n]);
+        let (words, st) = (
+            &block[Out::Sketches.range(n)],
+            &block[Out::SketchStatus.range(n)],
+        );
         let mut sketches = Vec::with_capacity(n);
         for j in 0..n {
             sketches.push(if st[j] == 0 {
@@ -407,8 +410,7 @@ impl CudaModel {
 struct StepIo {
     uniforms: CudaSlice<f64>,
     temperatures: CudaSlice<f32>,
-    /// Their u32 outputs for `n` rows, in `7 n` words: tokens, sampler
-    /// status, sketches (4 words each), sketch status.
+    /// Their u32 outputs, side by side (see [`Out`]).
     out: CudaSlice<u32>,
     logprob: CudaSlice<f64>,
 }
@@ -418,8 +420,37 @@ impl StepIo {
         Ok(StepIo {
             uniforms: gpu.uninit(slots, "uniforms")?,
             temperatures: gpu.uninit(slots, "temperatures")?,
-            out: gpu.uninit(7 * slots, "sampled tokens and sketches")?,
+            out: gpu.uninit(Out::words(slots), "sampled tokens and sketches")?,
             logprob: gpu.uninit(slots, "logprobs")?,
         })
+    }
+}
+
+/// The sampler's and the sketch kernel's u32 outputs for `n` rows, at their
+/// places in [`StepIo`]'s output block: tokens, sampler status (`n` each),
+/// sketches (4 words each), sketch status (`n`).
+#[derive(Debug, Clone, Copy)]
+enum Out {
+    Tokens,
+    Status,
+    Sketches,
+    SketchStatus,
+}
+
+impl Out {
+    /// Its place in the output block of `n` rows.
+    fn range(self, n: usize) -> std::ops::Range<usize> {
+        let (start, len) = match self {
+            Out::Tokens => (0, n),
+            Out::Status => (n, n),
+            Out::Sketches => (2 * n, 4 * n),
+            Out::SketchStatus => (6 * n, n),
+        };
+        start..start + len
+    }
+
+    /// Words of the whole block for `n` rows.
+    fn words(n: usize) -> usize {
+        Out::SketchStatus.range(n).end
     }
 }
