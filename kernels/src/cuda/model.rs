@@ -383,10 +383,7 @@ impl CudaModel {
             rows,
             out_rows,
             cap,
-            inputs: g.uninit(
-                4 * rows + out_rows,
-                "token ids, slots, positions, output rows",
-            )?,
+            inputs: g.uninit(4 * rows + out_rows, Input::WHAT)?,
             loaded: (0, 0),
             x: g.uninit(rows * h, "residual stream")?,
             xn: g.uninit_dt(dt, rows * h, "normed activations")?,
@@ -540,11 +537,7 @@ impl CudaModel {
         ] {
             block[what.range(rows, n)].copy_from_slice(src);
         }
-        g.upload_into(
-            &block,
-            &mut ws.inputs,
-            "token ids, slots, positions, output rows",
-        )?;
+        g.upload_into(&block, &mut ws.inputs, Input::WHAT)?;
         ws.loaded = (rows, n);
         Ok(lens.iter().map(|&l| l as usize).max().unwrap_or(1))
     }
@@ -563,13 +556,8 @@ impl CudaModel {
         max_len: usize,
         logits: bool,
     ) -> Result<(), CudaError> {
-        assert!(rows <= ws.rows && n <= ws.out_rows && max_len <= kv.cap() && kv.cap() <= ws.cap);
-        assert_eq!(
-            ws.loaded,
-            (rows, n),
-            "forward_layers over other inputs than forward_inputs loaded"
-        );
         let pass = Pass { rows, n, max_len };
+        ws.check(kv, pass, "forward_layers");
         self.op(ForwardOp::Embedding, 0, ws, kv, pass)?;
         for li in 0..self.layers.len() {
             for op in ForwardOp::ALL.into_iter().filter(|op| op.in_layer()) {
@@ -705,23 +693,13 @@ impl CudaModel {
         max_len: usize,
         reps: usize,
     ) -> Result<Vec<(ForwardOp, f64)>, CudaError> {
-        assert!(
-            rows <= ws.rows
-                && rows <= ws.out_rows
-                && max_len <= kv.cap()
-                && kv.cap() <= ws.cap
-                && reps > 0
-        );
-        assert_eq!(
-            ws.loaded,
-            (rows, rows),
-            "profile_ops over other inputs than forward_inputs loaded"
-        );
+        assert!(reps > 0);
         let pass = Pass {
             rows,
             n: rows,
             max_len,
         };
+        ws.check(kv, pass, "profile_ops");
         ForwardOp::ALL
             .iter()
             .map(|&op| {
@@ -811,6 +789,9 @@ enum Input {
 }
 
 impl Input {
+    /// What the input block holds, for error messages.
+    const WHAT: &'static str = "token ids, slots, positions, lengths, output rows";
+
     /// Its place in the input block of `rows` rows and `n` output rows.
     fn range(self, rows: usize, n: usize) -> std::ops::Range<usize> {
         let (start, len) = match self {
@@ -854,4 +835,27 @@ pub struct Workspace {
     hidden_t: DBuf,
     /// Their logits: `out_rows x vocab`.
     pub logits: CudaSlice<f32>,
+}
+
+impl Workspace {
+    /// Panics unless pass `p` fits this workspace and `kv`, and runs over
+    /// the inputs `forward_inputs` last loaded (`caller` names who asks).
+    fn check(&self, kv: &KvCache, p: Pass, caller: &str) {
+        assert!(
+            p.rows <= self.rows
+                && p.n <= self.out_rows
+                && p.max_len <= kv.cap()
+                && kv.cap() <= self.cap,
+            "{caller}: a pass of {p:?} on a workspace of {} rows, {} output rows, capacity {}, and a cache of capacity {}",
+            self.rows,
+            self.out_rows,
+            self.cap,
+            kv.cap()
+        );
+        assert_eq!(
+            self.loaded,
+            (p.rows, p.n),
+            "{caller} over other inputs than forward_inputs loaded"
+        );
+    }
 }
