@@ -42,21 +42,18 @@ std::function<void()> recorder(dim3 grid, dim3 block, size_t smem, void** params
 }
 
 #define KERNEL(name) {#name, &launcher<name>, &recorder<name>}
+// attention.cu's kernels for group size G (its ATTENTION_KERNELS)
+#define ATTENTION(G) KERNEL(attention_f32_g##G), KERNEL(attention_bf16_g##G)
 const emu::Kernel KERNELS[] = {
-    KERNEL(attention_f32_g1), KERNEL(attention_bf16_g1),
-    KERNEL(attention_f32_g2), KERNEL(attention_bf16_g2),
-    KERNEL(attention_f32_g3), KERNEL(attention_bf16_g3),
-    KERNEL(attention_f32_g4), KERNEL(attention_bf16_g4),
-    KERNEL(attention_f32_g5), KERNEL(attention_bf16_g5),
-    KERNEL(attention_f32_g6), KERNEL(attention_bf16_g6),
-    KERNEL(attention_f32_g7), KERNEL(attention_bf16_g7),
-    KERNEL(attention_f32_g8), KERNEL(attention_bf16_g8),
+    ATTENTION(1), ATTENTION(2), ATTENTION(3), ATTENTION(4),
+    ATTENTION(5), ATTENTION(6), ATTENTION(7), ATTENTION(8),
     KERNEL(embedding_f32),         KERNEL(embedding_bf16),
     KERNEL(logprob_f32),           KERNEL(rms_norm_residual_f32), KERNEL(rms_norm_residual_bf16),
     KERNEL(rope_kv_write_f32),     KERNEL(rope_kv_write_bf16),   KERNEL(sample_f32),
     KERNEL(silu_mul_f32),          KERNEL(silu_mul_bf16),        KERNEL(sketch_f32),
     KERNEL(kv_fork_u128),
 };
+#undef ATTENTION
 #undef KERNEL
 
 }  // namespace

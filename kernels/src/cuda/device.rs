@@ -14,8 +14,8 @@ use cudarc::nvrtc::Ptx;
 
 use super::{CudaError, Op};
 use crate::twins::{
-    attention_smem_bytes, attention_unsupported, AttnShape, Dt, ATTN_SPLIT, SKETCH_MAX_DIM,
-    SOFTMAX_THREADS,
+    attention_smem_bytes, attention_unsupported, AttnShape, Dt, ATTN_MAX_GROUP, ATTN_SPLIT,
+    SKETCH_MAX_DIM, SOFTMAX_THREADS,
 };
 
 /// Bytes of the workspace cuBLAS gets (the size NVIDIA recommends for
@@ -62,29 +62,9 @@ const MODULES: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// Kernel entry points, by module.
+/// Kernel entry points, by module (attention.cu's, one per storage type and
+/// group size, are named by [`attention_kernel`]).
 const FUNCTIONS: &[(&str, &[&str])] = &[
-    (
-        "attention",
-        &[
-            "attention_f32_g1",
-            "attention_bf16_g1",
-            "attention_f32_g2",
-            "attention_bf16_g2",
-            "attention_f32_g3",
-            "attention_bf16_g3",
-            "attention_f32_g4",
-            "attention_bf16_g4",
-            "attention_f32_g5",
-            "attention_bf16_g5",
-            "attention_f32_g6",
-            "attention_bf16_g6",
-            "attention_f32_g7",
-            "attention_bf16_g7",
-            "attention_f32_g8",
-            "attention_bf16_g8",
-        ],
-    ),
     ("embedding", &["embedding_f32", "embedding_bf16"]),
     ("kv_fork", &["kv_fork_u128"]),
     ("logsoftmax", &["logprob_f32"]),
@@ -97,6 +77,12 @@ const FUNCTIONS: &[(&str, &[&str])] = &[
     ("silu_mul", &["silu_mul_f32", "silu_mul_bf16"]),
     ("sketch", &["sketch_f32"]),
 ];
+
+/// attention.cu's kernel for storage type `dt` and `group` query heads per
+/// KV head (1 ..= ATTN_MAX_GROUP: its ATTENTION_KERNELS instances).
+fn attention_kernel(dt: Dt, group: usize) -> String {
+    format!("attention_{}_g{group}", dt.suffix())
+}
 
 /// A device buffer in a storage type (bf16 as its u16 bits).
 #[derive(Debug)]
@@ -154,7 +140,7 @@ pub struct Gpu {
     /// cuBLAS's workspace, ours, so that its calls can be captured into a
     /// graph (it must not allocate while a stream is capturing).
     _blas_workspace: CudaSlice<u8>,
-    funcs: HashMap<&'static str, CudaFunction>,
+    funcs: HashMap<String, CudaFunction>,
     name: String,
     capability: (i32, i32),
 }
@@ -244,13 +230,21 @@ impl Gpu {
             let m = ctx
                 .load_module(Ptx::from_binary(bytes.to_vec()))
                 .op(|| format!("loading kernels/cuda/{module}.cu"))?;
-            let names = FUNCTIONS
-                .iter()
-                .find(|(n, _)| n == module)
-                .map(|(_, f)| *f)
-                .unwrap_or(&[]);
-            for &f in names {
-                let func = m.load_function(f).op(|| format!("loading kernel {f}"))?;
+            let names: Vec<String> = if *module == "attention" {
+                (1..=ATTN_MAX_GROUP)
+                    .flat_map(|g| [Dt::F32, Dt::Bf16].map(|dt| attention_kernel(dt, g)))
+                    .collect()
+            } else {
+                FUNCTIONS
+                    .iter()
+                    .find(|(n, _)| n == module)
+                    .map_or(&[][..], |(_, f)| *f)
+                    .iter()
+                    .map(|f| f.to_string())
+                    .collect()
+            };
+            for f in names {
+                let func = m.load_function(&f).op(|| format!("loading kernel {f}"))?;
                 funcs.insert(f, func);
             }
         }
@@ -330,7 +324,7 @@ impl Gpu {
     fn func(&self, name: &str) -> &CudaFunction {
         self.funcs
             .get(name)
-            .unwrap_or_else(|| panic!("kernel {name} is not in FUNCTIONS"))
+            .unwrap_or_else(|| panic!("kernel {name} was not loaded (FUNCTIONS)"))
     }
 
     /// Uploads `data`.
@@ -687,11 +681,9 @@ impl Gpu {
         );
         let (part_acc, part_ml, done) = (&scratch.part_acc, &scratch.part_ml, &scratch.done);
         let s = &self.stream;
-        let sfx = k_cache.dt().suffix();
         let smem = attention_smem_bytes(group, d, k_cache.dt()) as u32;
         self.launch(
-            // one kernel per group size (attention.cu)
-            &format!("attention_{sfx}_g{group}"),
+            &attention_kernel(k_cache.dt(), group),
             LaunchConfig {
                 grid_dim: (rows as u32, kvh as u32, splits as u32),
                 block_dim: (128, 1, 1),
