@@ -424,7 +424,11 @@ fn profile_step(
                 ForwardOp::GateUp => Some(2.0 * inter * h * t),
                 ForwardOp::Down => Some(inter * h * t),
                 ForwardOp::LmHead => Some(c.vocab_size as f64 * h * t),
-                ForwardOp::Attention => Some(batch as f64 * (ctx + 1) as f64 * 2.0 * nkv * d * t),
+                // one layer's share of every row's cache
+                ForwardOp::Attention => Some(
+                    batch as f64 * (ctx + 1) as f64 * model.kv_bytes_per_position() as f64
+                        / c.num_layers as f64,
+                ),
                 _ => None,
             };
             let launches = op.per_pass(c.num_layers);
