@@ -53,6 +53,29 @@ __device__ __forceinline__ float exp_det(float x) {
     return __fmul_rn(y, __int_as_float(bits));
 }
 
+// Visits this thread's elements i = first, first + stride, ... < n in
+// batches of UNROLL: load(u, i) for every element of a batch, then use(u, i)
+// for each, in the same order. A batch's loads are all in flight before the
+// first is used: a kernel that runs one block per row is bound by its chain
+// of load round trips, not by bandwidth. `load` keeps what it reads in
+// arrays of UNROLL indexed by u, which `use` reads back.
+template <int UNROLL, typename Load, typename Use>
+__device__ __forceinline__ void strided_batches(int first, int n, int stride, Load&& load,
+                                                Use&& use) {
+    for (int i0 = first; i0 < n; i0 += UNROLL * stride) {
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int i = i0 + u * stride;
+            if (i < n) load(u, i);
+        }
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            const int i = i0 + u * stride;
+            if (i < n) use(u, i);
+        }
+    }
+}
+
 // Block-wide reductions over blockDim.x threads (a multiple of 32, at most
 // 1024); `scratch` holds 32 values. Every thread gets the result.
 __device__ __forceinline__ float block_max(float v, float* scratch) {

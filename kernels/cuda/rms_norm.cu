@@ -15,9 +15,8 @@
 // (rtol 1e-6); everything after the sum is the CPU's operations exactly.
 #include "common.cuh"
 
-// Elements a thread loads before it uses the first: a row is one block, so
-// a block's time is its chain of load round trips (hidden 1536 over 256
-// threads: 6 elements each, one round trip per pass instead of 6).
+// Elements a thread loads before it uses the first (strided_batches):
+// hidden 1536 over 256 threads is 6 elements each, one round trip per pass.
 #define RMS_UNROLL 8
 
 template <typename T>
@@ -28,58 +27,41 @@ __device__ void rms_norm_residual(float* __restrict__ residual, const float* __r
     __shared__ double scratch[32];
     const size_t out_row = (size_t)blockIdx.x * hidden;
     const size_t row = (rows_out ? (size_t)rows_out[blockIdx.x] : (size_t)blockIdx.x) * hidden;
-    const int stride = blockDim.x;
-    // this thread's elements i = threadIdx.x + k * stride, k = 0, 1, ...,
+    // this thread's elements i = threadIdx.x + k * blockDim.x, k = 0, 1, ...,
     // summed in that order
     double ss = 0.0;
-    for (int i0 = threadIdx.x; i0 < hidden; i0 += RMS_UNROLL * stride) {
-        float x[RMS_UNROLL], dl[RMS_UNROLL], b[RMS_UNROLL];
-#pragma unroll
-        for (int u = 0; u < RMS_UNROLL; u++) {
-            const int i = i0 + u * stride;
-            if (i < hidden) {
-                x[u] = residual[row + i];
-                if (delta) dl[u] = delta[row + i];
-                if (delta && bias) b[u] = bias[i];
+    float x[RMS_UNROLL], dl[RMS_UNROLL], b[RMS_UNROLL];
+    strided_batches<RMS_UNROLL>(
+        threadIdx.x, hidden, blockDim.x,
+        [&](int u, int i) {
+            x[u] = residual[row + i];
+            if (delta) dl[u] = delta[row + i];
+            if (delta && bias) b[u] = bias[i];
+        },
+        [&](int u, int i) {
+            if (delta) {
+                float d = dl[u];
+                if (bias) d = __fadd_rn(d, b[u]);
+                x[u] = __fadd_rn(x[u], d);
+                residual[row + i] = x[u];
             }
-        }
-#pragma unroll
-        for (int u = 0; u < RMS_UNROLL; u++) {
-            const int i = i0 + u * stride;
-            if (i < hidden) {
-                if (delta) {
-                    float d = dl[u];
-                    if (bias) d = __fadd_rn(d, b[u]);
-                    x[u] = __fadd_rn(x[u], d);
-                    residual[row + i] = x[u];
-                }
-                ss += (double)x[u] * (double)x[u];
-            }
-        }
-    }
+            ss += (double)x[u] * (double)x[u];
+        });
     ss = block_sum_f64(ss, scratch);
     const float var = (float)(ss / (double)hidden);
     const float scale = __fdiv_rn(1.0f, __fsqrt_rn(__fadd_rn(var, eps)));
-    for (int i0 = threadIdx.x; i0 < hidden; i0 += RMS_UNROLL * stride) {
-        float x[RMS_UNROLL], wv[RMS_UNROLL];
-#pragma unroll
-        for (int u = 0; u < RMS_UNROLL; u++) {
-            const int i = i0 + u * stride;
-            if (i < hidden) {
-                x[u] = residual[row + i];
-                wv[u] = w[i];
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < RMS_UNROLL; u++) {
-            const int i = i0 + u * stride;
-            if (i < hidden) {
-                const float y = __fmul_rn(wv[u], __fmul_rn(x[u], scale));
-                if (out_f32) out_f32[out_row + i] = y;
-                if (out_t) store_f32(out_t, out_row + i, y);
-            }
-        }
-    }
+    float wv[RMS_UNROLL];
+    strided_batches<RMS_UNROLL>(
+        threadIdx.x, hidden, blockDim.x,
+        [&](int u, int i) {
+            x[u] = residual[row + i];
+            wv[u] = w[i];
+        },
+        [&](int u, int i) {
+            const float y = __fmul_rn(wv[u], __fmul_rn(x[u], scale));
+            if (out_f32) out_f32[out_row + i] = y;
+            if (out_t) store_f32(out_t, out_row + i, y);
+        });
 }
 
 extern "C" __global__ void rms_norm_residual_f32(float* residual, const float* delta,

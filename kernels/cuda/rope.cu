@@ -41,73 +41,54 @@ __device__ void rope_kv_write(const float* __restrict__ qkv, const float* __rest
     const float* cs = table + (size_t)pos[r] * head_dim;  // half pairs of (cos, sin)
     const size_t s = slot[r];
     const size_t p = pos[r];
-    // rotated pairs of the q and k heads, ROPE_UNROLL pairs' loads issued
-    // before the first is used (a row is one block: its time is its chain
-    // of load round trips)
-    const int pairs = (heads + kv_heads) * half, stride = blockDim.x;
-    for (int e0 = threadIdx.x; e0 < pairs; e0 += ROPE_UNROLL * stride) {
-        float v1[ROPE_UNROLL], v2[ROPE_UNROLL], b1[ROPE_UNROLL], b2[ROPE_UNROLL],
-            cos[ROPE_UNROLL], sin[ROPE_UNROLL];
-#pragma unroll
-        for (int u = 0; u < ROPE_UNROLL; u++) {
-            const int e = e0 + u * stride;
-            if (e < pairs) {
-                const RopePair q = rope_pair(e, half, head_dim);
-                v1[u] = x[q.c1];
-                v2[u] = x[q.c2];
-                if (bias) {
-                    b1[u] = bias[q.c1];
-                    b2[u] = bias[q.c2];
-                }
-                cos[u] = cs[2 * q.i];
-                sin[u] = cs[2 * q.i + 1];
+    // rotated pairs of the q and k heads, then the values, ROPE_UNROLL
+    // elements' loads in flight at a time (strided_batches)
+    const int pairs = (heads + kv_heads) * half;
+    float v1[ROPE_UNROLL], v2[ROPE_UNROLL], b1[ROPE_UNROLL], b2[ROPE_UNROLL],
+        cos[ROPE_UNROLL], sin[ROPE_UNROLL];
+    strided_batches<ROPE_UNROLL>(
+        threadIdx.x, pairs, blockDim.x,
+        [&](int u, int e) {
+            const RopePair q = rope_pair(e, half, head_dim);
+            v1[u] = x[q.c1];
+            v2[u] = x[q.c2];
+            if (bias) {
+                b1[u] = bias[q.c1];
+                b2[u] = bias[q.c2];
             }
-        }
-#pragma unroll
-        for (int u = 0; u < ROPE_UNROLL; u++) {
-            const int e = e0 + u * stride;
-            if (e < pairs) {
-                const RopePair q = rope_pair(e, half, head_dim);
-                if (bias) {
-                    v1[u] = __fadd_rn(v1[u], b1[u]);
-                    v2[u] = __fadd_rn(v2[u], b2[u]);
-                }
-                const float y1 = __fsub_rn(__fmul_rn(v1[u], cos[u]), __fmul_rn(v2[u], sin[u]));
-                const float y2 = __fadd_rn(__fmul_rn(v2[u], cos[u]), __fmul_rn(v1[u], sin[u]));
-                if (q.h < heads) {
-                    q_out[(size_t)r * heads * head_dim + q.c1] = y1;
-                    q_out[(size_t)r * heads * head_dim + q.c2] = y2;
-                } else {
-                    const size_t base = ((s * kv_heads + (q.h - heads)) * cap + p) * head_dim;
-                    store_f32(k_cache, base + q.i, y1);
-                    store_f32(k_cache, base + q.i + half, y2);
-                }
+            cos[u] = cs[2 * q.i];
+            sin[u] = cs[2 * q.i + 1];
+        },
+        [&](int u, int e) {
+            const RopePair q = rope_pair(e, half, head_dim);
+            if (bias) {
+                v1[u] = __fadd_rn(v1[u], b1[u]);
+                v2[u] = __fadd_rn(v2[u], b2[u]);
             }
-        }
-    }
-    // values
-    const int values = kv_heads * head_dim;
-    for (int e0 = threadIdx.x; e0 < values; e0 += ROPE_UNROLL * stride) {
-        float v[ROPE_UNROLL], b[ROPE_UNROLL];
-#pragma unroll
-        for (int u = 0; u < ROPE_UNROLL; u++) {
-            const int e = e0 + u * stride;
-            if (e < values) {
-                const int c = (heads + kv_heads) * head_dim + e;
-                v[u] = x[c];
-                if (bias) b[u] = bias[c];
+            const float y1 = __fsub_rn(__fmul_rn(v1[u], cos[u]), __fmul_rn(v2[u], sin[u]));
+            const float y2 = __fadd_rn(__fmul_rn(v2[u], cos[u]), __fmul_rn(v1[u], sin[u]));
+            if (q.h < heads) {
+                q_out[(size_t)r * heads * head_dim + q.c1] = y1;
+                q_out[(size_t)r * heads * head_dim + q.c2] = y2;
+            } else {
+                const size_t base = ((s * kv_heads + (q.h - heads)) * cap + p) * head_dim;
+                store_f32(k_cache, base + q.i, y1);
+                store_f32(k_cache, base + q.i + half, y2);
             }
-        }
-#pragma unroll
-        for (int u = 0; u < ROPE_UNROLL; u++) {
-            const int e = e0 + u * stride;
-            if (e < values) {
-                const int h = e / head_dim, t = e % head_dim;
-                if (bias) v[u] = __fadd_rn(v[u], b[u]);
-                store_f32(v_cache, ((s * kv_heads + h) * cap + p) * head_dim + t, v[u]);
-            }
-        }
-    }
+        });
+    // values: the v1 and b1 arrays again
+    const int first_value = (heads + kv_heads) * head_dim;
+    strided_batches<ROPE_UNROLL>(
+        threadIdx.x, kv_heads * head_dim, blockDim.x,
+        [&](int u, int e) {
+            v1[u] = x[first_value + e];
+            if (bias) b1[u] = bias[first_value + e];
+        },
+        [&](int u, int e) {
+            const int h = e / head_dim, t = e % head_dim;
+            if (bias) v1[u] = __fadd_rn(v1[u], b1[u]);
+            store_f32(v_cache, ((s * kv_heads + h) * cap + p) * head_dim + t, v1[u]);
+        });
 }
 
 extern "C" __global__ void rope_kv_write_f32(const float* qkv, const float* bias,
