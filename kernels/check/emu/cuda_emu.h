@@ -54,6 +54,7 @@
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 
 // `GRAIL_DYNAMIC_SMEM(T, name)` (common.cuh) declares the dynamic shared
 // memory; on the device it is `extern __shared__ T name[]`.
