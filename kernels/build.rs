@@ -16,6 +16,7 @@ use std::process::Command;
 const KERNELS: &[&str] = &[
     "attention",
     "embedding",
+    "gemm",
     "kv_fork",
     "logsoftmax",
     "rms_norm",

@@ -1,7 +1,9 @@
 //! grail's GPU kernels: the CUDA sources in `kernels/cuda/` (one `.cu` per
 //! op), their CPU twins ([`twins`]), and, with the `cuda` feature, the CUDA
 //! backend built from them ([`cuda`]): weights and KV caches on the device,
-//! dense products through cuBLAS, everything else in our own kernels.
+//! dense products through cuBLAS (or, chosen with `CudaModel::set_gemm`,
+//! gemm.cu's tensor-core kernel for bf16 products of up to 64 rows: decode
+//! steps), everything else in our own kernels.
 //!
 //! Kernels are compiled at build time by nvcc (`build.rs`) into fatbins
 //! embedded in the binary (SASS for sm_80 and sm_90, PTX for later GPUs); at
@@ -13,7 +15,7 @@
 //!   and KV cache, f32 GEMMs (no TF32): the CPU engine's arithmetic up to
 //!   summation order.
 //! - bf16 checkpoints: bf16 weights and KV cache; GEMMs read activations
-//!   rounded to bf16 and accumulate in f32 (cuBLAS, f32 output); residual
+//!   rounded to bf16 and accumulate in f32 (cuBLAS or gemm.cu, f32 output); residual
 //!   stream, norms, softmax and sampling in f32/f64.
 
 pub mod twins;

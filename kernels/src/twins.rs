@@ -91,6 +91,29 @@ pub fn attention_smem_bytes(group: usize, head_dim: usize, dt: Dt) -> usize {
     let pgroups = ATTN_SPLIT / chunks;
     4 * (group * head_dim + group * ATTN_SPLIT + pgroups * group * head_dim)
 }
+/// Rows and columns of gemm.cu's tiles (`GEMM_TILE`).
+pub const GEMM_TILE: usize = 16;
+/// Most row tiles of gemm.cu's kernels (`gemm_bf16_m1` ..= `_m4`): it
+/// serves products of up to 64 rows.
+pub const GEMM_MAX_TILES: usize = 4;
+
+/// Rows of activations gemm.cu reads for a product of `m` rows: whole tiles
+/// (buffers it reads are allocated with this many).
+pub fn gemm_rows(m: usize) -> usize {
+    m.next_multiple_of(GEMM_TILE)
+}
+
+/// Whether gemm.cu serves `out (m x n) = x (m x k) * w^T` with `w` stored as
+/// `dt` from element `w_off`: bf16, 1 ..= 64 rows, and 16-byte aligned weight
+/// rows in whole k-steps of 16.
+pub fn gemm_supported(dt: Dt, m: usize, k: usize, w_off: usize) -> bool {
+    dt == Dt::Bf16
+        && (1..=GEMM_TILE * GEMM_MAX_TILES).contains(&m)
+        && k > 0
+        && k.is_multiple_of(GEMM_TILE)
+        && w_off.is_multiple_of(8)
+}
+
 /// Largest hidden size the sketch kernel serves (its shared memory).
 pub const SKETCH_MAX_DIM: usize = 40960;
 

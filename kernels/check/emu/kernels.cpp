@@ -2,6 +2,7 @@
 // (cuda_emu.h), and the table the emulated driver looks them up in by name.
 #include "../../cuda/attention.cu"
 #include "../../cuda/embedding.cu"
+#include "../../cuda/gemm.cu"
 #include "../../cuda/kv_fork.cu"
 #include "../../cuda/logsoftmax.cu"
 #include "../../cuda/rms_norm.cu"
@@ -48,6 +49,8 @@ const emu::Kernel KERNELS[] = {
     ATTENTION(1), ATTENTION(2), ATTENTION(3), ATTENTION(4),
     ATTENTION(5), ATTENTION(6), ATTENTION(7), ATTENTION(8),
     KERNEL(embedding_f32),         KERNEL(embedding_bf16),
+    KERNEL(gemm_bf16_m1),          KERNEL(gemm_bf16_m2),         KERNEL(gemm_bf16_m3),
+    KERNEL(gemm_bf16_m4),
     KERNEL(logprob_f32),           KERNEL(rms_norm_residual_f32), KERNEL(rms_norm_residual_bf16),
     KERNEL(rope_kv_write_f32),     KERNEL(rope_kv_write_bf16),   KERNEL(sample_f32),
     KERNEL(silu_mul_f32),          KERNEL(silu_mul_bf16),        KERNEL(sketch_f32),

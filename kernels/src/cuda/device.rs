@@ -14,8 +14,8 @@ use cudarc::nvrtc::Ptx;
 
 use super::{CudaError, Op};
 use crate::twins::{
-    attention_smem_bytes, attention_unsupported, AttnShape, Dt, ATTN_MAX_GROUP, ATTN_SPLIT,
-    SKETCH_MAX_DIM, SOFTMAX_THREADS,
+    attention_smem_bytes, attention_unsupported, gemm_rows, gemm_supported, AttnShape, Dt,
+    ATTN_MAX_GROUP, ATTN_SPLIT, GEMM_MAX_TILES, GEMM_TILE, SKETCH_MAX_DIM, SOFTMAX_THREADS,
 };
 
 /// Bytes of the workspace cuBLAS gets (the size NVIDIA recommends for
@@ -31,6 +31,10 @@ const MODULES: &[(&str, &[u8])] = &[
     (
         "embedding",
         include_bytes!(concat!(env!("OUT_DIR"), "/embedding.fatbin")),
+    ),
+    (
+        "gemm",
+        include_bytes!(concat!(env!("OUT_DIR"), "/gemm.fatbin")),
     ),
     (
         "kv_fork",
@@ -63,7 +67,8 @@ const MODULES: &[(&str, &[u8])] = &[
 ];
 
 /// Kernel entry points, by module (attention.cu's, one per storage type and
-/// group size, are named by [`attention_kernel`]).
+/// group size, are named by [`attention_kernel`]; gemm.cu's, one per count
+/// of row tiles, by [`gemm_kernel`]).
 const FUNCTIONS: &[(&str, &[&str])] = &[
     ("embedding", &["embedding_f32", "embedding_bf16"]),
     ("kv_fork", &["kv_fork_u128"]),
@@ -82,6 +87,12 @@ const FUNCTIONS: &[(&str, &[&str])] = &[
 /// KV head (1 ..= ATTN_MAX_GROUP: its ATTENTION_KERNELS instances).
 fn attention_kernel(dt: Dt, group: usize) -> String {
     format!("attention_{}_g{group}", dt.suffix())
+}
+
+/// gemm.cu's kernel for products of `tiles` row tiles of 16 (1 ..=
+/// GEMM_MAX_TILES: its GEMM_KERNEL instances).
+fn gemm_kernel(tiles: usize) -> String {
+    format!("gemm_bf16_m{tiles}")
 }
 
 /// A device buffer in a storage type (bf16 as its u16 bits).
@@ -230,18 +241,18 @@ impl Gpu {
             let m = ctx
                 .load_module(Ptx::from_binary(bytes.to_vec()))
                 .op(|| format!("loading kernels/cuda/{module}.cu"))?;
-            let names: Vec<String> = if *module == "attention" {
-                (1..=ATTN_MAX_GROUP)
+            let names: Vec<String> = match *module {
+                "attention" => (1..=ATTN_MAX_GROUP)
                     .flat_map(|g| [Dt::F32, Dt::Bf16].map(|dt| attention_kernel(dt, g)))
-                    .collect()
-            } else {
-                FUNCTIONS
+                    .collect(),
+                "gemm" => (1..=GEMM_MAX_TILES).map(gemm_kernel).collect(),
+                _ => FUNCTIONS
                     .iter()
                     .find(|(n, _)| n == module)
                     .map_or(&[][..], |(_, f)| *f)
                     .iter()
                     .map(|f| f.to_string())
-                    .collect()
+                    .collect(),
             };
             for f in names {
                 let func = m.load_function(&f).op(|| format!("loading kernel {f}"))?;
@@ -833,6 +844,49 @@ impl Gpu {
             op: format!("gemm {m}x{n}x{k} ({:?})", w.dt()),
             source,
         })
+    }
+
+    /// gemm.cu: the product of [`Gpu::gemm`] on our tensor-core kernel, for
+    /// the shapes it serves ([`gemm_supported`]: bf16, up to 64 rows). `x`
+    /// must hold [`gemm_rows`]`(m)` rows: the kernel reads whole tiles
+    /// (rows past `m` change nothing).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_grail(
+        &self,
+        x: &DBuf,
+        m: usize,
+        w: &DBuf,
+        w_off: usize,
+        n: usize,
+        k: usize,
+        out: &mut CudaSlice<f32>,
+    ) -> Result<(), CudaError> {
+        assert_eq!(x.dt(), w.dt(), "gemm: activation and weight types");
+        assert!(
+            gemm_supported(w.dt(), m, k, w_off),
+            "gemm.cu does not serve {m}x{n}x{k} ({:?}, weights from element {w_off})",
+            w.dt()
+        );
+        assert!(
+            x.len() >= gemm_rows(m) * k,
+            "gemm.cu reads {} rows of x, which holds {} elements of rows of {k}",
+            gemm_rows(m),
+            x.len()
+        );
+        assert!(w_off + n * k <= w.len() && out.len() >= m * n && n > 0);
+        let s = &self.stream;
+        self.launch(
+            &gemm_kernel(m.div_ceil(GEMM_TILE)),
+            cfg((n.div_ceil(GEMM_TILE) as u32, 1, 1), 256, 0),
+            &[
+                Arg::P(x.ptr_at(s, 0)),
+                Arg::I(m as i32),
+                Arg::P(w.ptr_at(s, w_off)),
+                Arg::I(n as i32),
+                Arg::I(k as i32),
+                Arg::P(ptr(out, s)),
+            ],
+        )
     }
 
     /// sampler.cu over `rows` rows of `logits`.

@@ -18,7 +18,7 @@ pub const REAL_KERNELS: bool = cfg!(feature = "cuda");
 
 /// The device name kernels/check's emulated driver reports.
 pub const EMULATOR_NAME: &str = "grail CPU emulator";
-pub use model::{CudaModel, DeviceForward, ForwardOp, KvCache, Workspace};
+pub use model::{CudaModel, DeviceForward, ForwardOp, Gemm, KvCache, Workspace};
 
 /// What went wrong on the device; every message names the operation.
 #[derive(Debug, thiserror::Error)]

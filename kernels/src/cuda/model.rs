@@ -8,7 +8,7 @@ use grail_engine::{Model, ModelConfig};
 
 use super::device::{AttnScratch, DBuf, Gpu};
 use super::CudaError;
-use crate::twins::{attention_unsupported, rope_table, AttnShape, Dt};
+use crate::twins::{attention_unsupported, gemm_rows, gemm_supported, rope_table, AttnShape, Dt};
 
 /// Most positions the rotary table is built for.
 pub const MAX_GPU_POSITIONS: usize = 1 << 17;
@@ -28,6 +28,17 @@ struct GpuLayer {
 
 /// A model on the GPU, beside the CPU [`Model`] it was uploaded from (its
 /// configuration, limits and request checks are the backend's).
+/// Which code computes a forward pass's products with the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gemm {
+    /// cuBLAS (`cublasGemmEx`) for every product: the default.
+    Cublas,
+    /// Our gemm.cu wherever it serves the shape ([`gemm_supported`]: bf16
+    /// weights, up to 64 rows, as decode steps), cuBLAS for the rest
+    /// (prefill, f32 checkpoints).
+    Grail,
+}
+
 pub struct CudaModel {
     gpu: Arc<Gpu>,
     cpu: Model,
@@ -42,6 +53,8 @@ pub struct CudaModel {
     /// Decode steps replay a recorded graph (one per batch size) instead of
     /// launching their 9 kernels per layer one by one.
     decode_graphs: bool,
+    /// Which code multiplies by the weights.
+    gemm: Gemm,
     /// Decode graphs recorded so far.
     pub(crate) graph_captures: std::sync::atomic::AtomicUsize,
     /// Held by each `generate_groups` call: they share the device's one
@@ -269,6 +282,7 @@ impl CudaModel {
             rope,
             weight_bytes,
             decode_graphs: true,
+            gemm: Gemm::Cublas,
             graph_captures: std::sync::atomic::AtomicUsize::new(0),
             generating: std::sync::Mutex::new(()),
         })
@@ -296,6 +310,15 @@ impl CudaModel {
 
     pub fn decode_graphs(&self) -> bool {
         self.decode_graphs
+    }
+
+    /// Which code computes the products with the weights from now on.
+    pub fn set_gemm(&mut self, gemm: Gemm) {
+        self.gemm = gemm;
+    }
+
+    pub fn gemm(&self) -> Gemm {
+        self.gemm
     }
 
     /// Decode graphs recorded so far by this model's `generate_groups`
@@ -379,6 +402,8 @@ impl CudaModel {
         );
         let width = (nh + 2 * nkv) * d;
         let (rows, out_rows) = (rows.max(1), out_rows.max(1));
+        // the inputs of products hold whole row tiles for gemm.cu
+        let (tiles, out_tiles) = (gemm_rows(rows), gemm_rows(out_rows));
         Ok(Workspace {
             rows,
             out_rows,
@@ -386,16 +411,16 @@ impl CudaModel {
             inputs: g.uninit(4 * rows + out_rows, Input::WHAT)?,
             loaded: (0, 0),
             x: g.uninit(rows * h, "residual stream")?,
-            xn: g.uninit_dt(dt, rows * h, "normed activations")?,
+            xn: g.uninit_dt(dt, tiles * h, "normed activations")?,
             qkv: g.uninit(rows * width, "qkv")?,
             q: g.uninit(rows * nh * d, "queries")?,
-            att: g.uninit_dt(dt, rows * nh * d, "attention output")?,
+            att: g.uninit_dt(dt, tiles * nh * d, "attention output")?,
             proj: g.uninit(rows * h, "projection")?,
             gu: g.uninit(rows * 2 * inter, "gate/up")?,
-            act: g.uninit_dt(dt, rows * inter, "mlp activation")?,
+            act: g.uninit_dt(dt, tiles * inter, "mlp activation")?,
             scratch: g.attention_scratch(rows, nh, d, cap)?,
             hidden: g.uninit(out_rows * h, "final hidden states")?,
-            hidden_t: g.uninit_dt(dt, out_rows * h, "final hidden states (storage type)")?,
+            hidden_t: g.uninit_dt(dt, out_tiles * h, "final hidden states (storage type)")?,
             logits: g.uninit(out_rows * c.vocab_size, "logits")?,
         })
     }
@@ -590,6 +615,13 @@ impl CudaModel {
         let (rows, eps, dt) = (p.rows, c.rms_norm_eps, self.dt);
         let l = &self.layers[li];
         let off = li * kv.layer_len();
+        let gemm = |x: &DBuf, m: usize, wt: &DBuf, n: usize, k: usize, out: &mut CudaSlice<f32>| {
+            if self.gemm == Gemm::Grail && gemm_supported(wt.dt(), m, k, 0) {
+                g.gemm_grail(x, m, wt, 0, n, k, out)
+            } else {
+                g.gemm(x, m, wt, 0, n, k, out)
+            }
+        };
         // the previous layer's down projection, not yet added to x
         let last_down_bias = |li: usize| self.layers[li].down_bias.as_ref();
         match op {
@@ -609,7 +641,7 @@ impl CudaModel {
                 Some(&mut w.xn),
                 dt,
             ),
-            ForwardOp::Qkv => g.gemm(&w.xn, rows, &l.wqkv, 0, width, h, &mut w.qkv), // (rows, (nh + 2 nkv) d)
+            ForwardOp::Qkv => gemm(&w.xn, rows, &l.wqkv, width, h, &mut w.qkv), // (rows, (nh + 2 nkv) d)
             // q: (rows, nh d); k, v into the cache
             ForwardOp::RopeKv => g.rope_kv_write(
                 &w.qkv,
@@ -641,7 +673,7 @@ impl CudaModel {
                 &mut w.scratch,
                 &mut w.att,
             ),
-            ForwardOp::OProj => g.gemm(&w.att, rows, &l.wo, 0, h, nh * d, &mut w.proj), // (rows, h)
+            ForwardOp::OProj => gemm(&w.att, rows, &l.wo, h, nh * d, &mut w.proj), // (rows, h)
             ForwardOp::PostNorm => g.rms_norm_residual(
                 &mut w.x,
                 Some(&w.proj),
@@ -654,9 +686,9 @@ impl CudaModel {
                 Some(&mut w.xn),
                 dt,
             ), // (rows, h)
-            ForwardOp::GateUp => g.gemm(&w.xn, rows, &l.wgu, 0, 2 * inter, h, &mut w.gu), // (rows, 2 inter)
+            ForwardOp::GateUp => gemm(&w.xn, rows, &l.wgu, 2 * inter, h, &mut w.gu), // (rows, 2 inter)
             ForwardOp::SiluMul => g.silu_mul(&w.gu, l.gu_bias.as_ref(), rows, inter, &mut w.act), // (rows, inter)
-            ForwardOp::Down => g.gemm(&w.act, rows, &l.wdown, 0, h, inter, &mut w.proj), // (rows, h)
+            ForwardOp::Down => gemm(&w.act, rows, &l.wdown, h, inter, &mut w.proj), // (rows, h)
             // the output rows' final hidden states, f32 and storage type: (n, h)
             ForwardOp::FinalNorm => g.rms_norm_residual(
                 &mut w.x,
@@ -672,7 +704,7 @@ impl CudaModel {
             ),
             ForwardOp::LmHead => {
                 let head = self.lm_head.as_ref().unwrap_or(&self.embed);
-                g.gemm(&w.hidden_t, p.n, head, 0, c.vocab_size, h, &mut w.logits)
+                gemm(&w.hidden_t, p.n, head, c.vocab_size, h, &mut w.logits)
                 // (n, vocab)
             }
         }

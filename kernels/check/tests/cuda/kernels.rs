@@ -10,7 +10,7 @@ use std::sync::Arc;
 use grail_core::sketch::SketchPlanes;
 use grail_engine::kernels::{Mat, WDtype};
 use grail_engine::{LogitsFor, Model};
-use grail_kernels::cuda::{CudaModel, DBuf, Gpu};
+use grail_kernels::cuda::{CudaModel, DBuf, Gemm, Gpu};
 use grail_kernels::twins::{self, random_inputs as rand_vec, AttnShape, Dt};
 
 fn gpu() -> Arc<Gpu> {
@@ -212,6 +212,78 @@ fn embedding_norm_silu_and_gemm_match_their_twins() {
                 1e-4,
             );
         }
+    }
+}
+
+/// gemm.cu against the f32 twin, for every row-tile count, partial tiles of
+/// rows and columns, k shorter than a warp's chunk, split unevenly over the
+/// warps, or ending in a partial chunk, and weights from an offset. The
+/// rows past m that the kernel reads hold NaN: they must change nothing.
+/// Sums of bf16 products in another order (the tensor cores'): each value
+/// within 2^-16 of the sum of its terms' magnitudes. The output past m x n
+/// stays as poisoned.
+#[test]
+fn grail_gemm_matches_its_twin() {
+    let g = gpu();
+    let dt = Dt::Bf16;
+    for &(m, n, k, w_off) in &[
+        (1usize, 40usize, 64usize, 0usize),
+        (5, 300, 1536, 8),
+        (16, 33, 1040, 0),
+        (17, 64, 256, 24),
+        (33, 50, 384, 0),
+        (64, 48, 2048, 16),
+        (3, 16, 8960, 0),
+    ] {
+        assert!(twins::gemm_supported(dt, m, k, w_off));
+        let seed = (m * 1000 + n * 10 + k) as u64;
+        let x: Vec<f32> = rand_vec(m * k, seed).iter().map(|&v| dt.round(v)).collect();
+        let mut padded = x.clone();
+        padded.resize(twins::gemm_rows(m) * k, f32::NAN);
+        let wv = rand_vec(w_off + n * k, seed + 1);
+        let wb = mat_bytes(dt, &wv[w_off..]);
+        let wm = Mat {
+            data: &wb,
+            dtype: wdt(dt),
+            rows: n,
+            cols: k,
+        };
+        let mut out = poisoned(&g, m * n + 40);
+        g.gemm_grail(
+            &upload_dt(&g, dt, &padded),
+            m,
+            &upload_dt(&g, dt, &wv),
+            w_off,
+            n,
+            k,
+            &mut out,
+        )
+        .unwrap();
+        let got = g.download(&out, "").unwrap();
+        let mut want = vec![0f32; m * n];
+        twins::gemm(&x, m, &wm, &mut want, dt);
+        let what = format!("grail gemm {m}x{n}x{k} (weights from {w_off})");
+        let mut worst = 0f32;
+        for (i, (&gv, &cv)) in got.iter().zip(&want).enumerate() {
+            let (r, c) = (i / n, i % n);
+            let w_row = &wv[w_off + c * k..w_off + (c + 1) * k];
+            let terms: f32 = x[r * k..(r + 1) * k]
+                .iter()
+                .zip(w_row)
+                .map(|(a, b)| (a * dt.round(*b)).abs())
+                .sum();
+            let err = (gv - cv).abs();
+            assert!(
+                err <= terms / 65536.0,
+                "{what}[{r}, {c}]: gpu {gv} vs cpu {cv} (terms' magnitudes {terms})"
+            );
+            worst = worst.max(err);
+        }
+        assert!(
+            got[m * n..].iter().all(|v| v.is_nan()),
+            "{what}: wrote past its m x n outputs"
+        );
+        println!("{what}: max |gpu - cpu| {worst:.3e}");
     }
 }
 
@@ -593,13 +665,15 @@ fn forward_both(
     dir: &std::path::Path,
     prompt: &[u32],
     split: usize,
+    gemm: Gemm,
 ) -> ([Vec<f32>; 2], [Vec<f32>; 2], Dt) {
     let cpu = Model::load(dir).unwrap();
     let mut seq = cpu.new_sequence();
     let want = cpu
         .forward(&mut [&mut seq], &[prompt], LogitsFor::All)
         .unwrap();
-    let model = CudaModel::new(gpu(), Model::load(dir).unwrap()).unwrap();
+    let mut model = CudaModel::new(gpu(), Model::load(dir).unwrap()).unwrap();
+    model.set_gemm(gemm);
     let mut kv = model
         .new_cache(1, prompt.len().next_power_of_two())
         .unwrap();
@@ -640,7 +714,8 @@ fn forward_matches_the_cpu_engine_on_stories260k() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stories260K");
     let prompt: Vec<u32> = (0..200u32).map(|i| (i * 7 + 1) % 512).collect();
-    let ([hidden, want_hidden], [logits, want_logits], _) = forward_both(&dir, &prompt, 150);
+    let ([hidden, want_hidden], [logits, want_logits], _) =
+        forward_both(&dir, &prompt, 150, Gemm::Cublas);
     close(
         "stories260K final hidden states",
         &hidden,
@@ -656,7 +731,9 @@ fn forward_matches_the_cpu_engine_on_stories260k() {
 /// and llama3 rope scaling, in f32, bf16 and f16 with attention and MLP
 /// biases. f32 and f16 checkpoints run in f32 on the device (summation order
 /// apart, the CPU's arithmetic); bf16 ones in bf16 with activations rounded
-/// to bf16 before every product, so they are held to a relative error.
+/// to bf16 before every product, so they are held to a relative error; those
+/// run with either GEMM (gemm.cu serves all of llama-tiny-bf16's products:
+/// dimensions that are multiples of 16, passes of 29 and 8 rows).
 #[test]
 fn forward_matches_the_cpu_engine_on_every_test_checkpoint() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/engine");
@@ -669,7 +746,12 @@ fn forward_matches_the_cpu_engine_on_every_test_checkpoint() {
         let dir = root.join(name);
         let vocab = Model::load(&dir).unwrap().config().vocab_size as u32;
         let prompt: Vec<u32> = (0..37u32).map(|i| (i * 13 + 5) % vocab).collect();
-        let ([hidden, want_hidden], [logits, want_logits], dt) = forward_both(&dir, &prompt, 29);
+        let ([hidden, want_hidden], [logits, want_logits], dt) =
+            forward_both(&dir, &prompt, 29, Gemm::Cublas);
+        let grail = (dt == Dt::Bf16).then(|| {
+            let ([hidden, _], [logits, _], _) = forward_both(&dir, &prompt, 29, Gemm::Grail);
+            (hidden, logits)
+        });
         match dt {
             Dt::F32 => {
                 close(
@@ -682,9 +764,12 @@ fn forward_matches_the_cpu_engine_on_every_test_checkpoint() {
                 close(&format!("{name} logits"), &logits, &want_logits, 1e-4, 1e-4);
             }
             Dt::Bf16 => {
+                let (grail_hidden, grail_logits) = grail.expect("bf16: run with gemm.cu");
                 for (what, got, want) in [
                     ("final hidden states", &hidden, &want_hidden),
                     ("logits", &logits, &want_logits),
+                    ("final hidden states (gemm.cu)", &grail_hidden, &want_hidden),
+                    ("logits (gemm.cu)", &grail_logits, &want_logits),
                 ] {
                     assert!(
                         got.iter().all(|x| x.is_finite()),
