@@ -24,7 +24,8 @@
 # then the benchmark: a random Qwen2.5-1.5B-shape bf16 checkpoint written to
 # /tmp, transformers' decode throughput on it (scripts/bench_transformers.py)
 # and cuda-bench's table beside it (DIR/bench.md, bench.json,
-# transformers.json); last, with the time left, the kernel and generation
+# transformers.json), with cuBLAS's and gemm.cu's products measured side by
+# side at the batch sizes gemm.cu serves; last, with the time left, the kernel and generation
 # tests under compute-sanitizer memcheck, and the tests of our own kernels
 # under its racecheck and synccheck. The whole run keeps inside
 # GPU_CHECK_SECONDS (default 570).
@@ -151,7 +152,8 @@ run)
     #   kernels (not cuBLAS's, whose internals are not ours to judge).
     # An error fails the run; a missing tool or too little time is reported
     # as not run.
-    own_kernels=(kernels::rope_and_attention kernels::kv_fork kernels::sampler_logprob_and_sketch)
+    own_kernels=(kernels::rope_and_attention kernels::kv_fork kernels::sampler_logprob_and_sketch
+        kernels::grail_gemm)
     sanitize() {
         local tool=$1 limit=$2 rc=0
         shift 2

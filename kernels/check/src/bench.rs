@@ -18,6 +18,11 @@
 //! sampler and sketch kernels, and each kind of forward launch alone, each
 //! timed by replaying a graph, and what remains of the step (the host's).
 //!
+//! bf16 checkpoints are also measured with our gemm.cu for the products
+//! with the weights ([`Gemm::Grail`]) at the batch sizes it serves (up to
+//! 64 rows): validated the same way first, then decode (with graphs), the
+//! forward graph and each kind of GEMM launch, beside cuBLAS's figures.
+//!
 //! Roofline ceiling of a decode step: every weight matrix (and the LM head)
 //! read once plus every rollout's KV cache at the mean context, over the
 //! HBM bandwidth measured here (device-to-device copies of 1 GiB, bytes read
@@ -27,8 +32,8 @@ use std::time::Instant;
 use grail_core::hash::Digest;
 use grail_core::sketch::SketchPlanes;
 use grail_engine::{synthetic, verifiable_groups, GenerateOptions, LogitsFor};
-use grail_kernels::cuda::{CudaModel, ForwardOp, Gpu};
-use grail_kernels::twins::Dt;
+use grail_kernels::cuda::{CudaModel, ForwardOp, Gemm, Gpu, KvCache, Workspace};
+use grail_kernels::twins::{Dt, GEMM_MAX_TILES, GEMM_TILE};
 
 /// Rollouts per group: the protocol's (grail_core::params::ROLLOUTS_PER_PROBLEM).
 const GROUP: usize = grail_core::params::ROLLOUTS_PER_PROBLEM as usize;
@@ -62,6 +67,8 @@ pub struct BatchFigures {
     pub roofline_fraction: f64,
     /// transformers' decode tokens/s at this batch, if given.
     pub transformers_tokens_per_sec: Option<f64>,
+    /// With decode graphs and gemm.cu's products, where it serves the batch.
+    pub grail_gemm_decode_tokens_per_sec: Option<f64>,
     /// Where a decode step's time goes.
     pub breakdown: StepBreakdown,
 }
@@ -79,6 +86,10 @@ pub struct StepBreakdown {
     pub sample_us: f64,
     pub sketch_us: f64,
     pub ops: Vec<OpTime>,
+    /// With gemm.cu's products (where it serves the batch): one replay of
+    /// the decode graph, and the GEMM kinds of launch alone.
+    pub grail_gemm_forward_graph_us: Option<f64>,
+    pub grail_gemm_ops: Vec<OpTime>,
 }
 
 /// One kind of forward launch in a decode step.
@@ -103,6 +114,8 @@ pub struct BenchReport {
     pub kv_bytes_per_position: usize,
     pub bandwidth_gb_per_sec: f64,
     pub validation_logits_relative_error: f64,
+    /// The same with gemm.cu's products (bf16 checkpoints).
+    pub grail_gemm_validation_relative_error: Option<f64>,
     pub context: usize,
     pub new_tokens: usize,
     pub batches: Vec<BatchFigures>,
@@ -194,6 +207,13 @@ pub fn validation_tolerance(dt: Dt) -> f64 {
 }
 
 /// Runs the benchmark on `model` (see the module docs).
+/// Whether gemm.cu serves a decode step of `batch` rows of a checkpoint
+/// stored as `dt` (bf16, up to 64 rows; its dimensions, multiples of 16 in
+/// the shapes measured here, are checked per product by the model).
+pub fn grail_gemm_serves(dt: Dt, batch: usize) -> bool {
+    dt == Dt::Bf16 && batch <= GEMM_TILE * GEMM_MAX_TILES
+}
+
 pub fn run(
     model: &mut CudaModel,
     cfg: &BenchConfig,
@@ -201,13 +221,25 @@ pub fn run(
 ) -> Result<BenchReport, String> {
     let gpu = model.gpu().clone();
     let c = model.config().clone();
-    let validation = validate(model, 16.min(cfg.context))?;
-    let tolerance = validation_tolerance(model.dt());
-    if validation > tolerance {
-        return Err(format!(
-            "validation: device logits differ from the CPU engine's by {validation:.3e} (relative), more than {tolerance:.0e}"
-        ));
-    }
+    let dt = model.dt();
+    let tolerance = validation_tolerance(dt);
+    let validate_with = |model: &mut CudaModel, gemm: Gemm| -> Result<f64, String> {
+        model.set_gemm(gemm);
+        let v = validate(model, 16.min(cfg.context));
+        model.set_gemm(Gemm::Cublas);
+        let v = v?;
+        if v > tolerance {
+            return Err(format!(
+                "validation ({gemm:?} GEMMs): device logits differ from the CPU engine's by {v:.3e} (relative), more than {tolerance:.0e}"
+            ));
+        }
+        Ok(v)
+    };
+    let validation = validate_with(model, Gemm::Cublas)?;
+    let grail_validation = match dt {
+        Dt::Bf16 => Some(validate_with(model, Gemm::Grail)?),
+        Dt::F32 => None,
+    };
     let bandwidth = measure_bandwidth(&gpu, cfg.copy_bytes)?;
     let planes = SketchPlanes::new(&[7u8; 32], c.hidden_size).map_err(|e| e.to_string())?;
     let mut batches = Vec::new();
@@ -255,7 +287,7 @@ pub fn run(
             Ok(secs)
         };
         // decode tokens/s with and without graphs; prefill from the former
-        let mut measure = |graphs: bool| -> Result<(f64, f64), String> {
+        let measure = |model: &mut CudaModel, graphs: bool| -> Result<(f64, f64), String> {
             model.set_decode_graphs(graphs);
             time(model, 1 + cfg.new_tokens.min(4))?; // warm-up: modules, cuBLAS heuristics, allocator
             let mut short = Vec::new();
@@ -274,9 +306,18 @@ pub fn run(
             }
             Ok(((batch * cfg.new_tokens) as f64 / decode_secs, short))
         };
-        let (eager, _) = measure(false)?;
-        let (decode, short) = measure(true)?;
-        let breakdown = profile_step(model, &prompts[0], batch, cfg, &planes, decode)?;
+        let (eager, _) = measure(model, false)?;
+        let (decode, short) = measure(model, true)?;
+        let grail = grail_gemm_serves(dt, batch);
+        let grail_decode = if grail {
+            model.set_gemm(Gemm::Grail);
+            let d = measure(model, true);
+            model.set_gemm(Gemm::Cublas);
+            Some(d?.0)
+        } else {
+            None
+        };
+        let breakdown = profile_step(model, &prompts[0], batch, cfg, &planes, decode, grail)?;
         let mean_context = cfg.context as f64 + cfg.new_tokens as f64 / 2.0;
         let step_bytes = model.weight_bytes_per_step() as f64
             + batch as f64 * mean_context * model.kv_bytes_per_position() as f64;
@@ -296,6 +337,7 @@ pub fn run(
                     .find(|r| r.batch == batch)
                     .map(|r| r.decode_tokens_per_sec)
             }),
+            grail_gemm_decode_tokens_per_sec: grail_decode,
             breakdown,
         });
     }
@@ -306,6 +348,7 @@ pub fn run(
         kv_bytes_per_position: model.kv_bytes_per_position(),
         bandwidth_gb_per_sec: bandwidth,
         validation_logits_relative_error: validation,
+        grail_gemm_validation_relative_error: grail_validation,
         context: cfg.context,
         new_tokens: cfg.new_tokens,
         batches,
@@ -321,13 +364,15 @@ const PROFILE_REPS: usize = 20;
 /// the cache's capacity), and the graphs are replayed with the sampler and
 /// sketch on the real logits and hidden states. `decode` is the measured
 /// decode throughput (tokens/s), for the end-to-end step time.
+#[allow(clippy::too_many_arguments)]
 fn profile_step(
-    model: &CudaModel,
+    model: &mut CudaModel,
     prompt: &[u32],
     batch: usize,
     cfg: &BenchConfig,
     planes: &SketchPlanes,
     decode: f64,
+    grail: bool,
 ) -> Result<StepBreakdown, String> {
     let e = |e: grail_kernels::cuda::CudaError| format!("batch {batch}, step breakdown: {e}");
     let gpu = model.gpu().clone();
@@ -413,41 +458,71 @@ fn profile_step(
         c.num_kv_heads as f64,
         c.intermediate_size as f64,
     );
-    let ops = model
-        .profile_ops(&mut ws, &mut kv, batch, cap, PROFILE_REPS)
-        .map_err(e)?
-        .into_iter()
-        .map(|(op, secs)| {
-            let bytes = match op {
-                ForwardOp::Qkv => Some((nh + 2.0 * nkv) * d * h * t),
-                ForwardOp::OProj => Some(nh * d * h * t),
-                ForwardOp::GateUp => Some(2.0 * inter * h * t),
-                ForwardOp::Down => Some(inter * h * t),
-                ForwardOp::LmHead => Some(c.vocab_size as f64 * h * t),
-                // one layer's share of every row's cache
-                ForwardOp::Attention => Some(
-                    batch as f64 * (ctx + 1) as f64 * model.kv_bytes_per_position() as f64
-                        / c.num_layers as f64,
-                ),
-                _ => None,
-            };
-            let launches = op.per_pass(c.num_layers);
-            OpTime {
-                op: format!("{op:?}"),
-                launches,
-                us_per_step: 1e6 * secs * launches as f64,
-                gb_per_sec: bytes.map(|b| b / secs / 1e9),
-            }
-        })
-        .collect();
+    // each kind of launch alone; it overwrites the workspace and the rows'
+    // cache, which the timings do not depend on
+    let op_times =
+        |model: &CudaModel, ws: &mut Workspace, kv: &mut KvCache| -> Result<Vec<OpTime>, String> {
+            Ok(model
+                .profile_ops(ws, kv, batch, cap, PROFILE_REPS)
+                .map_err(e)?
+                .into_iter()
+                .map(|(op, secs)| {
+                    let bytes = match op {
+                        ForwardOp::Qkv => Some((nh + 2.0 * nkv) * d * h * t),
+                        ForwardOp::OProj => Some(nh * d * h * t),
+                        ForwardOp::GateUp => Some(2.0 * inter * h * t),
+                        ForwardOp::Down => Some(inter * h * t),
+                        ForwardOp::LmHead => Some(c.vocab_size as f64 * h * t),
+                        // one layer's share of every row's cache
+                        ForwardOp::Attention => Some(
+                            batch as f64 * (ctx + 1) as f64 * model.kv_bytes_per_position() as f64
+                                / c.num_layers as f64,
+                        ),
+                        _ => None,
+                    };
+                    let launches = op.per_pass(c.num_layers);
+                    OpTime {
+                        op: format!("{op:?}"),
+                        launches,
+                        us_per_step: 1e6 * secs * launches as f64,
+                        gb_per_sec: bytes.map(|b| b / secs / 1e9),
+                    }
+                })
+                .collect())
+        };
+    let ops = op_times(model, &mut ws, &mut kv)?;
+    let (grail_forward, grail_ops) = if grail {
+        model.set_gemm(Gemm::Grail);
+        let measured = (|| -> Result<(f64, Vec<OpTime>), String> {
+            let graph = gpu
+                .capture(|| model.forward_layers(&mut ws, &mut kv, batch, batch, cap, true))
+                .map_err(e)?;
+            let secs = gpu.time_replays(&graph).map_err(e)?;
+            let gemms = op_times(model, &mut ws, &mut kv)?
+                .into_iter()
+                .filter(|o| GEMM_OPS.contains(&o.op.as_str()))
+                .collect();
+            Ok((secs, gemms))
+        })();
+        model.set_gemm(Gemm::Cublas);
+        let (secs, gemms) = measured?;
+        (Some(1e6 * secs), gemms)
+    } else {
+        (None, Vec::new())
+    };
     Ok(StepBreakdown {
         step_us: 1e6 * batch as f64 / decode,
         forward_graph_us: 1e6 * forward_secs,
         sample_us: 1e6 * sample_secs,
         sketch_us: 1e6 * sketch_secs,
         ops,
+        grail_gemm_forward_graph_us: grail_forward,
+        grail_gemm_ops: grail_ops,
     })
 }
+
+/// The kinds of forward launch that are products with the weights.
+pub const GEMM_OPS: [&str; 5] = ["Qkv", "OProj", "GateUp", "Down", "LmHead"];
 
 /// The report as a Markdown table (BENCHMARKS.md's format), with the
 /// issue's targets checked underneath.
@@ -457,7 +532,7 @@ pub fn markdown(
     transformers: Option<&TransformersFigures>,
 ) -> String {
     let mut s = format!(
-        "{model}, {} storage, on {}: weights {:.2} GB per decode step, KV cache {} B per position, measured HBM bandwidth {:.0} GB/s (read + write), context {} + {} new tokens; validation: logits within {:.1e} (relative) of the CPU engine\n\n",
+        "{model}, {} storage, on {}: weights {:.2} GB per decode step, KV cache {} B per position, measured HBM bandwidth {:.0} GB/s (read + write), context {} + {} new tokens; validation: logits within {:.1e} (relative) of the CPU engine{}\n\n",
         r.storage,
         r.device,
         r.weight_bytes_per_step as f64 / 1e9,
@@ -465,7 +540,9 @@ pub fn markdown(
         r.bandwidth_gb_per_sec,
         r.context,
         r.new_tokens,
-        r.validation_logits_relative_error
+        r.validation_logits_relative_error,
+        r.grail_gemm_validation_relative_error
+            .map_or(String::new(), |v| format!(", {v:.1e} with gemm.cu's products"))
     );
     if let Some(t) = transformers {
         s += &format!(
@@ -473,8 +550,8 @@ pub fn markdown(
             t.transformers, t.device
         );
     }
-    s += "| batch | groups | decode tokens/s | roofline ceiling tokens/s | of ceiling | decode without graphs | transformers tokens/s | vs transformers | prefill tokens/s |\n";
-    s += "|---|---|---|---|---|---|---|---|---|\n";
+    s += "| batch | groups | decode tokens/s | roofline ceiling tokens/s | of ceiling | decode without graphs | decode with gemm.cu | of ceiling | transformers tokens/s | vs transformers | prefill tokens/s |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|\n";
     for b in &r.batches {
         let (hf, ratio) = match b.transformers_tokens_per_sec {
             Some(t) => (
@@ -483,8 +560,15 @@ pub fn markdown(
             ),
             None => ("—".into(), "—".into()),
         };
+        let (grail, grail_fraction) = match b.grail_gemm_decode_tokens_per_sec {
+            Some(g) => (
+                format!("{g:.0}"),
+                format!("{:.1}%", 100.0 * g / b.roofline_tokens_per_sec),
+            ),
+            None => ("—".into(), "—".into()),
+        };
         s += &format!(
-            "| {} | {} | {:.0} | {:.0} | {:.1}% | {:.0} | {hf} | {ratio} | {:.0} |\n",
+            "| {} | {} | {:.0} | {:.0} | {:.1}% | {:.0} | {grail} | {grail_fraction} | {hf} | {ratio} | {:.0} |\n",
             b.batch,
             b.groups,
             b.decode_tokens_per_sec,
@@ -495,25 +579,28 @@ pub fn markdown(
         );
     }
     s += "\nTargets: decode >= 60% of the roofline ceiling at batch 16 and 64; >= 10x transformers at batch 16.\n";
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
     for b in r.batches.iter().filter(|b| b.batch == 16 || b.batch == 64) {
         s += &format!(
             "- batch {}: {:.1}% of the ceiling: {}\n",
             b.batch,
             100.0 * b.roofline_fraction,
-            if b.roofline_fraction >= 0.6 {
-                "met"
-            } else {
-                "NOT met"
-            }
+            verdict(b.roofline_fraction >= 0.6)
         );
+        if let Some(g) = b.grail_gemm_decode_tokens_per_sec {
+            let f = g / b.roofline_tokens_per_sec;
+            s += &format!(
+                "- batch {}, gemm.cu: {:.1}% of the ceiling: {}\n",
+                b.batch,
+                100.0 * f,
+                verdict(f >= 0.6)
+            );
+        }
     }
     if let Some(b) = r.batches.iter().find(|b| b.batch == 16) {
         if let Some(t) = b.transformers_tokens_per_sec {
             let x = b.decode_tokens_per_sec / t;
-            s += &format!(
-                "- batch 16: {x:.1}x transformers: {}\n",
-                if x >= 10.0 { "met" } else { "NOT met" }
-            );
+            s += &format!("- batch 16: {x:.1}x transformers: {}\n", verdict(x >= 10.0));
         }
     }
     s + &breakdown_table(&r.batches)
@@ -545,14 +632,33 @@ fn breakdown_table(batches: &[BatchFigures]) -> String {
     row("its launches timed alone, summed", &|b| {
         us(b.breakdown.ops.iter().map(|o| o.us_per_step).sum())
     });
+    let timed = |o: &OpTime| match o.gb_per_sec {
+        Some(g) => format!("{} ({g:.0})", us(o.us_per_step)),
+        None => us(o.us_per_step),
+    };
     if let Some(first) = batches.first() {
         for (i, op) in first.breakdown.ops.iter().enumerate() {
             row(&format!("- {} x{}", op.op, op.launches), &|b| {
-                let o = &b.breakdown.ops[i];
-                match o.gb_per_sec {
-                    Some(g) => format!("{} ({g:.0})", us(o.us_per_step)),
-                    None => us(o.us_per_step),
-                }
+                timed(&b.breakdown.ops[i])
+            });
+        }
+    }
+    if let Some(first) = batches
+        .iter()
+        .find(|b| !b.breakdown.grail_gemm_ops.is_empty())
+    {
+        row("forward pass with gemm.cu (one graph replay)", &|b| {
+            b.breakdown
+                .grail_gemm_forward_graph_us
+                .map_or("—".into(), us)
+        });
+        for op in &first.breakdown.grail_gemm_ops {
+            row(&format!("- {} x{}, gemm.cu", op.op, op.launches), &|b| {
+                b.breakdown
+                    .grail_gemm_ops
+                    .iter()
+                    .find(|o| o.op == op.op)
+                    .map_or("—".into(), timed)
             });
         }
     }

@@ -7,8 +7,14 @@ use grail_cuda_check::bench::{self, BenchConfig};
 use grail_engine::Model;
 use grail_kernels::cuda::{CudaModel, ForwardOp};
 
+/// Held by each benchmark test: on the CPU emulation, launches from
+/// concurrent tests queue behind one another (one emulated device), and two
+/// benchmarks at once would time each other's launches.
+static ONE_BENCH_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn bench_measures_and_takes_a_decode_step_apart() {
+    let _one = ONE_BENCH_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stories260K");
     let mut model = CudaModel::new(grail_cuda_check::device(), Model::load(&dir).unwrap()).unwrap();
@@ -54,6 +60,56 @@ fn bench_measures_and_takes_a_decode_step_apart() {
         "| - Attention x5 |",
         "| - LmHead x1 |",
         "| host: transfers",
+    ] {
+        assert!(md.contains(line), "no {line:?} in\n{md}");
+    }
+    println!("{md}");
+}
+
+/// On a bf16 checkpoint the benchmark also measures gemm.cu's products:
+/// validated, decode, the forward graph and every GEMM kind of launch, at
+/// the batch sizes gemm.cu serves (up to 64 rows), and says so in both
+/// tables; at larger batches those cells are empty.
+#[test]
+fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
+    let _one = ONE_BENCH_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/engine/llama-tiny-bf16");
+    let mut model = CudaModel::new(grail_cuda_check::device(), Model::load(&dir).unwrap()).unwrap();
+    let cfg = BenchConfig {
+        batches: vec![16, 80],
+        context: 12,
+        new_tokens: 3,
+        reps: 1,
+        copy_bytes: 1 << 20,
+    };
+    let report = bench::run(&mut model, &cfg, None).unwrap();
+    let v = report.grail_gemm_validation_relative_error.unwrap();
+    assert!(v <= bench::validation_tolerance(model.dt()), "{v}");
+    assert_eq!(model.gemm(), grail_kernels::cuda::Gemm::Cublas, "restored");
+    for b in &report.batches {
+        let k = &b.breakdown;
+        if b.batch <= 64 {
+            assert!(b.grail_gemm_decode_tokens_per_sec.unwrap() > 0.0);
+            assert!(k.grail_gemm_forward_graph_us.unwrap() > 0.0);
+            let ops: Vec<&str> = k.grail_gemm_ops.iter().map(|o| o.op.as_str()).collect();
+            assert_eq!(ops, bench::GEMM_OPS);
+            assert!(k
+                .grail_gemm_ops
+                .iter()
+                .all(|o| o.us_per_step > 0.0 && o.gb_per_sec.is_some()));
+        } else {
+            assert!(b.grail_gemm_decode_tokens_per_sec.is_none());
+            assert!(k.grail_gemm_forward_graph_us.is_none() && k.grail_gemm_ops.is_empty());
+        }
+    }
+    let md = bench::markdown(&report, "llama-tiny-bf16", None);
+    for line in [
+        "with gemm.cu's products",
+        "| decode with gemm.cu |",
+        "- batch 16, gemm.cu:",
+        "| forward pass with gemm.cu (one graph replay) |",
+        "| - GateUp x2, gemm.cu |",
     ] {
         assert!(md.contains(line), "no {line:?} in\n{md}");
     }
