@@ -4,19 +4,27 @@
 // WMMA (m16n16k16, bf16 inputs, f32 accumulators), every weight byte read
 // once, with many loads in flight.
 //
-// Tiling: block b computes out[:, 16b .. 16b + 16) for every row, as the
-// transposed tile out^T = W_tile (16 x k) * x^T (k x 16 MT), MT = ceil(m / 16)
-// accumulator tiles. Its GEMM_WARPS warps split k into chunks of GEMM_CHUNK
-// columns (warp w takes chunks [w C / W, (w + 1) C / W)). Per chunk a warp
+// Tiling: block (b, z) computes out[:, 16b .. 16b + 16) for every row, as
+// the transposed tile out^T = W_tile (16 x k) * x^T (k x 16 MT), MT =
+// ceil(m / 16) accumulator tiles, over split z of the S = gridDim.y splits
+// of k: k in chunks of GEMM_CHUNK columns, split z takes chunks [z C / S,
+// (z + 1) C / S), and its GEMM_WARPS warps split those the same way. Per chunk a warp
 // loads its 16 x GEMM_CHUNK weight strip with 16-byte loads into registers
 // (the next chunk's loads in flight while this one's products run), stores
 // it to its own shared strip (row stride GEMM_STRIDE: the 8 rows of an
 // ldmatrix fall on distinct banks), then runs GEMM_CHUNK / 16 k-steps: A from
 // the strip, B = rows of x straight from global memory (every block reads
 // the same x: L1 / L2 resident). The warps' partial tiles are then added in
-// warp order through shared memory (deterministic), and stored.
+// warp order through shared memory. With one split that is the output. With
+// S > 1 (few column tiles: the host splits k so that the launch fills the
+// GPU) each split stores its tile to `partials` (tile z * gridDim.x + b),
+// and the last of a column's splits to arrive (counted in done[b] after a
+// fence) adds the S tiles in split order, stores the output and resets the
+// count for the next launch. Deterministic for a given S.
 //
-// Launch: grid (ceil(n / 16)), block (32 GEMM_WARPS), kernel gemm_bf16_m<MT>.
+// Launch: grid (ceil(n / 16), S), block (32 GEMM_WARPS), kernel
+// gemm_bf16_m<MT>; with S > 1, partials holds S ceil(n / 16) tiles of
+// 16 x 16 MT floats and done ceil(n / 16) zeros.
 // Contract (checked by the host wrapper): k % 16 == 0; w 16-byte aligned at
 // every row (k % 8 == 0 and the offset % 8 == 0); x 32-byte aligned and
 // holding 16 MT rows. Rows m .. 16 MT of x are read whatever they hold:
@@ -77,7 +85,8 @@ __device__ __forceinline__ void gemm_chunk(
 
 template <int MT>
 __device__ void gemm_bf16(const bf16* __restrict__ x, int m, const bf16* __restrict__ w, int n,
-                          int k, float* __restrict__ out) {
+                          int k, float* __restrict__ out, float* __restrict__ partials,
+                          unsigned* __restrict__ done) {
     using namespace nvcuda;
     constexpr int LD = MT * GEMM_TILE;  // partial tiles: 16 x LD floats per warp
     // the strips, then (reused) the partial tiles
@@ -86,8 +95,9 @@ __device__ void gemm_bf16(const bf16* __restrict__ x, int m, const bf16* __restr
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int n0 = blockIdx.x * GEMM_TILE;
     bf16* strip = smem + warp * GEMM_TILE * GEMM_STRIDE;
-    const int chunks = (k + GEMM_CHUNK - 1) / GEMM_CHUNK;
-    const int c0 = warp * chunks / GEMM_WARPS, c1 = (warp + 1) * chunks / GEMM_WARPS;
+    const int chunks = (k + GEMM_CHUNK - 1) / GEMM_CHUNK, splits = gridDim.y, z = blockIdx.y;
+    const int s0 = z * chunks / splits, mine = (z + 1) * chunks / splits - s0;
+    const int c0 = s0 + warp * mine / GEMM_WARPS, c1 = s0 + (warp + 1) * mine / GEMM_WARPS;
 
     wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[MT];
 #pragma unroll
@@ -136,19 +146,45 @@ __device__ void gemm_bf16(const bf16* __restrict__ x, int m, const bf16* __restr
     __syncthreads();
     // element e: weight row i = e % 16 (consecutive threads, consecutive
     // output columns), x row j = e / 16
+    float* tile =
+        splits == 1 ? nullptr : partials + ((size_t)z * gridDim.x + blockIdx.x) * GEMM_TILE * LD;
     for (int e = threadIdx.x; e < GEMM_TILE * LD; e += blockDim.x) {
         const int i = e % GEMM_TILE, j = e / GEMM_TILE;
         if (j >= m || n0 + i >= n) continue;
         float s = sums[i * LD + j];
         for (int q = 1; q < GEMM_WARPS; q++) s = __fadd_rn(s, sums[q * GEMM_TILE * LD + i * LD + j]);
+        if (splits == 1) {
+            out[(size_t)j * n + n0 + i] = s;
+        } else {
+            tile[e] = s;
+        }
+    }
+    if (splits == 1) return;
+    // this split's tile is visible device-wide before it is counted
+    __threadfence();
+    __syncthreads();
+    __shared__ int last;
+    if (threadIdx.x == 0) last = atomicAdd(&done[blockIdx.x], 1u) == (unsigned)splits - 1;
+    __syncthreads();
+    if (!last) return;
+    for (int e = threadIdx.x; e < GEMM_TILE * LD; e += blockDim.x) {
+        const int i = e % GEMM_TILE, j = e / GEMM_TILE;
+        if (j >= m || n0 + i >= n) continue;
+        const float* p = partials + (size_t)blockIdx.x * GEMM_TILE * LD + e;
+        float s = __ldcg(p);
+        for (int q = 1; q < splits; q++) {
+            s = __fadd_rn(s, __ldcg(p + (size_t)q * gridDim.x * GEMM_TILE * LD));
+        }
         out[(size_t)j * n + n0 + i] = s;
     }
+    if (threadIdx.x == 0) done[blockIdx.x] = 0;
 }
 
 #define GEMM_KERNEL(MT)                                                                        \
     extern "C" __global__ void __launch_bounds__(32 * GEMM_WARPS)                              \
-        gemm_bf16_m##MT(const bf16* x, int m, const bf16* w, int n, int k, float* out) {       \
-        gemm_bf16<MT>(x, m, w, n, k, out);                                                     \
+        gemm_bf16_m##MT(const bf16* x, int m, const bf16* w, int n, int k, float* out,         \
+                        float* partials, unsigned* done) {                                     \
+        gemm_bf16<MT>(x, m, w, n, k, out, partials, done);                                     \
     }
 GEMM_KERNEL(1)
 GEMM_KERNEL(2)

@@ -97,6 +97,39 @@ pub const GEMM_TILE: usize = 16;
 /// serves products of up to 64 rows.
 pub const GEMM_MAX_TILES: usize = 4;
 
+/// Threads of a gemm.cu block (32 `GEMM_WARPS`).
+pub const GEMM_THREADS: usize = 256;
+/// Columns of k a gemm.cu warp stages at a time (`GEMM_CHUNK`).
+pub const GEMM_CHUNK: usize = 128;
+/// Most splits of k per gemm.cu product.
+pub const GEMM_MAX_SPLITS: usize = 8;
+/// gemm.cu's split scratch: at most this many column tiles are split
+/// (completion counts), and this many partial tiles of 16 x 64 floats kept
+/// (splits x column tiles).
+pub const GEMM_SPLIT_COLUMNS: usize = 512;
+pub const GEMM_SPLIT_TILES: usize = 1024;
+
+/// Splits of k for gemm.cu's product of `n` columns over `k` on a GPU of
+/// `sms` multiprocessors: enough that the launch has two blocks per
+/// multiprocessor (a block's 8 warps keep 32 KiB of weight loads in
+/// flight; it takes about two per multiprocessor to cover the memory's
+/// latency), at most [`GEMM_MAX_SPLITS`] and one chunk of k per split; 1
+/// when the column tiles alone fill the GPU. Within the split scratch for
+/// any `sms` (columns < 2 sms and splits <= ceil(2 sms / columns), clamped).
+pub fn gemm_splits(n: usize, k: usize, sms: usize) -> usize {
+    let (tiles, chunks) = (n.div_ceil(GEMM_TILE), k.div_ceil(GEMM_CHUNK));
+    let target = 2 * sms.max(1);
+    if tiles >= target || tiles > GEMM_SPLIT_COLUMNS {
+        return 1;
+    }
+    target
+        .div_ceil(tiles)
+        .min(GEMM_MAX_SPLITS)
+        .min(chunks)
+        .min(GEMM_SPLIT_TILES / tiles)
+        .max(1)
+}
+
 /// Rows of activations gemm.cu reads for a product of `m` rows: whole tiles
 /// (buffers it reads are allocated with this many).
 pub fn gemm_rows(m: usize) -> usize {
@@ -469,6 +502,33 @@ mod tests {
     use grail_core::sampling;
 
     use super::random_inputs as rand_vec;
+
+    /// Qwen2.5-1.5B's products on an H100 (132 multiprocessors): the 1536-
+    /// and 2048-column ones split in 3 (2 blocks per multiprocessor), the
+    /// wide ones not at all; tiny ones no more than their chunks; and the
+    /// split scratch is never exceeded, whatever the GPU.
+    #[test]
+    fn gemm_splits_fill_the_gpu_within_the_scratch() {
+        assert_eq!(gemm_splits(1536, 1536, 132), 3); // o_proj
+        assert_eq!(gemm_splits(1536, 8960, 132), 3); // down_proj
+        assert_eq!(gemm_splits(2048, 1536, 132), 3); // qkv
+        assert_eq!(gemm_splits(17920, 1536, 132), 1); // gate_up
+        assert_eq!(gemm_splits(151936, 1536, 132), 1); // lm_head
+        assert_eq!(gemm_splits(40, 64, 132), 1); // one chunk of k
+        assert_eq!(gemm_splits(64, 8960, 132), GEMM_MAX_SPLITS);
+        for sms in [1, 8, 80, 108, 132, 144, 1000] {
+            for n in [16, 100, 1536, 4096, 8192, 16384] {
+                for k in [16, 1536, 8960, 100_000] {
+                    let (s, tiles) = (gemm_splits(n, k, sms), n.div_ceil(GEMM_TILE));
+                    assert!((1..=GEMM_MAX_SPLITS).contains(&s) && s <= k.div_ceil(GEMM_CHUNK));
+                    assert!(
+                        s == 1 || (tiles <= GEMM_SPLIT_COLUMNS && s * tiles <= GEMM_SPLIT_TILES),
+                        "{n}x{k} on {sms}: {s} splits of {tiles}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn sampler_twin_picks_the_protocol_token() {

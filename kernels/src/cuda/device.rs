@@ -14,8 +14,9 @@ use cudarc::nvrtc::Ptx;
 
 use super::{CudaError, Op};
 use crate::twins::{
-    attention_smem_bytes, attention_unsupported, gemm_rows, gemm_supported, AttnShape, Dt,
-    ATTN_MAX_GROUP, ATTN_SPLIT, GEMM_MAX_TILES, GEMM_TILE, SKETCH_MAX_DIM, SOFTMAX_THREADS,
+    attention_smem_bytes, attention_unsupported, gemm_rows, gemm_splits, gemm_supported, AttnShape,
+    Dt, ATTN_MAX_GROUP, ATTN_SPLIT, GEMM_MAX_SPLITS, GEMM_MAX_TILES, GEMM_SPLIT_COLUMNS,
+    GEMM_SPLIT_TILES, GEMM_THREADS, GEMM_TILE, SKETCH_MAX_DIM, SOFTMAX_THREADS,
 };
 
 /// Bytes of the workspace cuBLAS gets (the size NVIDIA recommends for
@@ -154,6 +155,13 @@ pub struct Gpu {
     funcs: HashMap<String, CudaFunction>,
     name: String,
     capability: (i32, i32),
+    /// Multiprocessors (gemm.cu's splits of k fill them).
+    sms: usize,
+    /// gemm.cu's split scratch: partial tiles (GEMM_SPLIT_TILES of 16 x 64
+    /// floats) and per-column completion counts (GEMM_SPLIT_COLUMNS, zero
+    /// between launches). One stream orders every launch that uses them.
+    gemm_partials: CudaSlice<f32>,
+    gemm_done: CudaSlice<u32>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -219,6 +227,17 @@ impl Gpu {
                 capability.0, capability.1
             )));
         }
+        let sms = ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
+            .op(|| "reading the multiprocessor count".into())? as usize;
+        let gemm_partials = stream
+            .alloc_zeros::<f32>(GEMM_SPLIT_TILES * GEMM_TILE * GEMM_TILE * GEMM_MAX_TILES)
+            .op(|| "allocating gemm.cu's split scratch".into())?;
+        let gemm_done = stream
+            .alloc_zeros::<u32>(GEMM_SPLIT_COLUMNS)
+            .op(|| "allocating gemm.cu's split counts".into())?;
         let blas_workspace = stream
             .alloc_zeros::<u8>(CUBLAS_WORKSPACE_BYTES)
             .op(|| "allocating cuBLAS's workspace".into())?;
@@ -267,6 +286,9 @@ impl Gpu {
             funcs,
             name,
             capability,
+            sms,
+            gemm_partials,
+            gemm_done,
         }))
     }
 
@@ -847,9 +869,10 @@ impl Gpu {
     }
 
     /// gemm.cu: the product of [`Gpu::gemm`] on our tensor-core kernel, for
-    /// the shapes it serves ([`gemm_supported`]: bf16, up to 64 rows). `x`
-    /// must hold [`gemm_rows`]`(m)` rows: the kernel reads whole tiles
-    /// (rows past `m` change nothing).
+    /// the shapes it serves ([`gemm_supported`]: bf16, up to 64 rows), with k
+    /// split as [`gemm_splits`] says for this GPU. `x` must hold
+    /// [`gemm_rows`]`(m)` rows: the kernel reads whole tiles (rows past `m`
+    /// change nothing).
     #[allow(clippy::too_many_arguments)]
     pub fn gemm_grail(
         &self,
@@ -860,6 +883,25 @@ impl Gpu {
         n: usize,
         k: usize,
         out: &mut CudaSlice<f32>,
+    ) -> Result<(), CudaError> {
+        let splits = gemm_splits(n, k, self.sms);
+        self.gemm_grail_split(x, m, w, w_off, n, k, out, splits)
+    }
+
+    /// [`Gpu::gemm_grail`] with k in `splits` splits (1 ..=
+    /// GEMM_MAX_SPLITS; more than 1 for at most GEMM_SPLIT_COLUMNS column
+    /// tiles, GEMM_SPLIT_TILES tiles in all).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_grail_split(
+        &self,
+        x: &DBuf,
+        m: usize,
+        w: &DBuf,
+        w_off: usize,
+        n: usize,
+        k: usize,
+        out: &mut CudaSlice<f32>,
+        splits: usize,
     ) -> Result<(), CudaError> {
         assert_eq!(x.dt(), w.dt(), "gemm: activation and weight types");
         assert!(
@@ -874,10 +916,17 @@ impl Gpu {
             x.len()
         );
         assert!(w_off + n * k <= w.len() && out.len() >= m * n && n > 0);
+        let tiles = n.div_ceil(GEMM_TILE);
+        assert!(
+            (1..=GEMM_MAX_SPLITS).contains(&splits)
+                && (splits == 1
+                    || (tiles <= GEMM_SPLIT_COLUMNS && splits * tiles <= GEMM_SPLIT_TILES)),
+            "gemm.cu: {splits} splits of {tiles} column tiles"
+        );
         let s = &self.stream;
         self.launch(
             &gemm_kernel(m.div_ceil(GEMM_TILE)),
-            cfg((n.div_ceil(GEMM_TILE) as u32, 1, 1), 256, 0),
+            cfg((tiles as u32, splits as u32, 1), GEMM_THREADS as u32, 0),
             &[
                 Arg::P(x.ptr_at(s, 0)),
                 Arg::I(m as i32),
@@ -885,6 +934,8 @@ impl Gpu {
                 Arg::I(n as i32),
                 Arg::I(k as i32),
                 Arg::P(ptr(out, s)),
+                Arg::P(ptr(&self.gemm_partials, s)),
+                Arg::P(ptr(&self.gemm_done, s)),
             ],
         )
     }

@@ -14,7 +14,9 @@ static ONE_BENCH_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn bench_measures_and_takes_a_decode_step_apart() {
-    let _one = ONE_BENCH_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_BENCH_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stories260K");
     let mut model = CudaModel::new(grail_cuda_check::device(), Model::load(&dir).unwrap()).unwrap();
@@ -72,7 +74,9 @@ fn bench_measures_and_takes_a_decode_step_apart() {
 /// tables; at larger batches those cells are empty.
 #[test]
 fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
-    let _one = ONE_BENCH_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_BENCH_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures/engine/llama-tiny-bf16");
     let mut model = CudaModel::new(grail_cuda_check::device(), Model::load(&dir).unwrap()).unwrap();

@@ -217,11 +217,13 @@ fn embedding_norm_silu_and_gemm_match_their_twins() {
 
 /// gemm.cu against the f32 twin, for every row-tile count, partial tiles of
 /// rows and columns, k shorter than a warp's chunk, split unevenly over the
-/// warps, or ending in a partial chunk, and weights from an offset. The
-/// rows past m that the kernel reads hold NaN: they must change nothing.
-/// Sums of bf16 products in another order (the tensor cores'): each value
-/// within 2^-16 of the sum of its terms' magnitudes. The output past m x n
-/// stays as poisoned.
+/// warps, or ending in a partial chunk, and weights from an offset; with k
+/// in 1, 2, 3 and 8 splits (as many as it has chunks), one after another
+/// over the same split scratch, and as many as the device gets. The rows
+/// past m that the kernel reads hold NaN: they must change nothing. Sums of
+/// bf16 products in another order (the tensor cores'): each value within
+/// 2^-16 of the sum of its terms' magnitudes. The output past m x n stays
+/// as poisoned.
 #[test]
 fn grail_gemm_matches_its_twin() {
     let g = gpu();
@@ -248,42 +250,42 @@ fn grail_gemm_matches_its_twin() {
             rows: n,
             cols: k,
         };
-        let mut out = poisoned(&g, m * n + 40);
-        g.gemm_grail(
-            &upload_dt(&g, dt, &padded),
-            m,
-            &upload_dt(&g, dt, &wv),
-            w_off,
-            n,
-            k,
-            &mut out,
-        )
-        .unwrap();
-        let got = g.download(&out, "").unwrap();
         let mut want = vec![0f32; m * n];
         twins::gemm(&x, m, &wm, &mut want, dt);
-        let what = format!("grail gemm {m}x{n}x{k} (weights from {w_off})");
-        let mut worst = 0f32;
-        for (i, (&gv, &cv)) in got.iter().zip(&want).enumerate() {
-            let (r, c) = (i / n, i % n);
-            let w_row = &wv[w_off + c * k..w_off + (c + 1) * k];
-            let terms: f32 = x[r * k..(r + 1) * k]
-                .iter()
-                .zip(w_row)
-                .map(|(a, b)| (a * dt.round(*b)).abs())
-                .sum();
-            let err = (gv - cv).abs();
+        let (xd, wd) = (upload_dt(&g, dt, &padded), upload_dt(&g, dt, &wv));
+        let chunks = k.div_ceil(twins::GEMM_CHUNK);
+        let splits = [1, 2, 3, 8].into_iter().filter(|&s| s <= chunks);
+        for splits in splits.map(Some).chain([None]) {
+            let mut out = poisoned(&g, m * n + 40);
+            match splits {
+                Some(s) => g.gemm_grail_split(&xd, m, &wd, w_off, n, k, &mut out, s),
+                None => g.gemm_grail(&xd, m, &wd, w_off, n, k, &mut out),
+            }
+            .unwrap();
+            let got = g.download(&out, "").unwrap();
+            let what = format!("grail gemm {m}x{n}x{k} (weights from {w_off}, splits {splits:?})");
+            let mut worst = 0f32;
+            for (i, (&gv, &cv)) in got.iter().zip(&want).enumerate() {
+                let (r, c) = (i / n, i % n);
+                let w_row = &wv[w_off + c * k..w_off + (c + 1) * k];
+                let terms: f32 = x[r * k..(r + 1) * k]
+                    .iter()
+                    .zip(w_row)
+                    .map(|(a, b)| (a * dt.round(*b)).abs())
+                    .sum();
+                let err = (gv - cv).abs();
+                assert!(
+                    err <= terms / 65536.0,
+                    "{what}[{r}, {c}]: gpu {gv} vs cpu {cv} (terms' magnitudes {terms})"
+                );
+                worst = worst.max(err);
+            }
             assert!(
-                err <= terms / 65536.0,
-                "{what}[{r}, {c}]: gpu {gv} vs cpu {cv} (terms' magnitudes {terms})"
+                got[m * n..].iter().all(|v| v.is_nan()),
+                "{what}: wrote past its m x n outputs"
             );
-            worst = worst.max(err);
+            println!("{what}: max |gpu - cpu| {worst:.3e}");
         }
-        assert!(
-            got[m * n..].iter().all(|v| v.is_nan()),
-            "{what}: wrote past its m x n outputs"
-        );
-        println!("{what}: max |gpu - cpu| {worst:.3e}");
     }
 }
 
