@@ -53,6 +53,18 @@ __device__ __forceinline__ float exp_det(float x) {
     return __fmul_rn(y, __int_as_float(bits));
 }
 
+// The gated MLP activation of one element: silu(g) * u = g / (1 + exp(-g))
+// * u, with the optional biases first (g + bias[i], u + bias[inter + i]).
+// silu_mul.cu's, and gemm.cu's fused form of it. expf is CUDA's (<= 2 ulp).
+__device__ __forceinline__ float silu_mul_value(float g, float u, const float* bias, int inter,
+                                                int i) {
+    if (bias) {
+        g = __fadd_rn(g, bias[i]);
+        u = __fadd_rn(u, bias[inter + i]);
+    }
+    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+}
+
 // Visits this thread's elements i = first, first + stride, ... < n in
 // batches of UNROLL: load(u, i) for every element of a batch, then use(u, i)
 // for each, in the same order. A batch's loads are all in flight before the

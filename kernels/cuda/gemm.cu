@@ -2,7 +2,13 @@
 // bf16, row-major: output column c's weights are row c of w), for the
 // decode-sized m <= 64 where the weights dominate: the tensor cores through
 // WMMA (m16n16k16, bf16 inputs, f32 accumulators), every weight byte read
-// once, with many loads in flight.
+// once, with many loads in flight. Its fused form gemm_swiglu multiplies by
+// a gate/up projection (w: 2 inter x k, gate rows then up rows) and stores
+// silu_mul.cu's activation of the two products instead (storage type, inter
+// columns): a block then takes the same 16 columns of gate and of up (two
+// 16-row parts per strip, chunks of GEMM_CHUNK / 2 so a strip weighs the
+// same), the same sums, and the same arithmetic after them as silu_mul.cu
+// (silu_mul_value), so its output equals gemm's products through silu_mul.cu.
 //
 // Tiling: block (b, z) computes out[:, 16b .. 16b + 16) for every row, as
 // the transposed tile out^T = W_tile (16 x k) * x^T (k x 16 MT), MT =
@@ -24,7 +30,8 @@
 //
 // Launch: grid (ceil(n / 16), S), block (32 GEMM_WARPS), kernel
 // gemm_bf16_m<MT>; with S > 1, partials holds S ceil(n / 16) tiles of
-// 16 x 16 MT floats and done ceil(n / 16) zeros.
+// 16 x 16 MT floats and done ceil(n / 16) zeros. gemm_swiglu_bf16_m<MT>:
+// grid (ceil(inter / 16)), one split.
 // Contract (checked by the host wrapper): k % 16 == 0; w 16-byte aligned at
 // every row (k % 8 == 0 and the offset % 8 == 0); x 32-byte aligned and
 // holding 16 MT rows. Rows m .. 16 MT of x are read whatever they hold:
@@ -38,80 +45,113 @@
 #define GEMM_WARPS 8
 #define GEMM_TILE 16
 #define GEMM_CHUNK 128
-#define GEMM_STRIDE (GEMM_CHUNK + 8)
-// 16-byte vectors of a warp's strip per lane
+// 16-byte vectors of a warp's strip per lane (any number of parts)
 #define GEMM_VECS (GEMM_TILE * GEMM_CHUNK / 8 / 32)
 
-// The products of `steps` k-steps of 16 over a warp's strip (A) and rows of
-// x (B) from column `col`. PIPELINED (full chunks: steps == GEMM_CHUNK / 16,
-// known at compile time): each step's fragments are loaded one step ahead,
-// in flight during the previous step's products. Otherwise (the one partial
-// chunk of a product, if any) one step after another.
-template <int MT, bool PIPELINED>
-__device__ __forceinline__ void gemm_chunk(
-    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> (&acc)[MT],
-    const bf16* strip, const bf16* x, int k, int col, int steps) {
+typedef nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> GemmAcc;
+
+// The geometry of a product of PARTS 16-row weight parts per block (1:
+// gemm; 2: gate and up, gemm_swiglu): a warp's strip is 16 PARTS rows of
+// CHUNK columns of k, row stride STRIDE (the 8 rows of an ldmatrix on
+// distinct banks), the same 4 KiB whatever PARTS.
+template <int PARTS>
+struct GemmShape {
+    static constexpr int CHUNK = GEMM_CHUNK / PARTS;
+    static constexpr int STRIDE = CHUNK + 8;
+    static constexpr int STRIP = GEMM_TILE * PARTS * STRIDE;  // elements
+    static constexpr int STEPS = CHUNK / 16;
+};
+
+// The products of `steps` k-steps of 16 over a warp's strip (A, each part)
+// and rows of x (B) from column `col`. PIPELINED (full chunks: steps ==
+// STEPS, known at compile time): each step's fragments are loaded one step
+// ahead, in flight during the previous step's products. Otherwise (the one
+// partial chunk of a product, if any) one step after another.
+template <int MT, int PARTS, bool PIPELINED>
+__device__ __forceinline__ void gemm_chunk(GemmAcc (&acc)[PARTS][MT], const bf16* strip,
+                                           const bf16* x, int k, int col, int steps) {
     using namespace nvcuda;
+    typedef GemmShape<PARTS> S;
     typedef wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> FragA;
     typedef wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> FragB;
-    auto fetch = [&](int s, FragA& a, FragB (&b)[MT]) {
-        wmma::load_matrix_sync(a, strip + s * 16, GEMM_STRIDE);
+    auto fetch = [&](int s, FragA (&a)[PARTS], FragB (&b)[MT]) {
+#pragma unroll
+        for (int p = 0; p < PARTS; p++) {
+            wmma::load_matrix_sync(a[p], strip + p * GEMM_TILE * S::STRIDE + s * 16, S::STRIDE);
+        }
 #pragma unroll
         for (int t = 0; t < MT; t++) {
             wmma::load_matrix_sync(b[t], x + (size_t)t * 16 * k + col + s * 16, k);
         }
     };
+    auto multiply = [&](FragA (&a)[PARTS], FragB (&b)[MT]) {
+#pragma unroll
+        for (int p = 0; p < PARTS; p++) {
+#pragma unroll
+            for (int t = 0; t < MT; t++) wmma::mma_sync(acc[p][t], a[p], b[t], acc[p][t]);
+        }
+    };
     if (PIPELINED) {
-        constexpr int STEPS = GEMM_CHUNK / 16;
-        FragA a[2];
+        FragA a[2][PARTS];
         FragB b[2][MT];
         fetch(0, a[0], b[0]);
 #pragma unroll
-        for (int s = 0; s < STEPS; s++) {
-            if (s + 1 < STEPS) fetch(s + 1, a[(s + 1) % 2], b[(s + 1) % 2]);
-#pragma unroll
-            for (int t = 0; t < MT; t++) wmma::mma_sync(acc[t], a[s % 2], b[s % 2][t], acc[t]);
+        for (int s = 0; s < S::STEPS; s++) {
+            if (s + 1 < S::STEPS) fetch(s + 1, a[(s + 1) % 2], b[(s + 1) % 2]);
+            multiply(a[s % 2], b[s % 2]);
         }
     } else {
         for (int s = 0; s < steps; s++) {
-            FragA a;
+            FragA a[PARTS];
             FragB b[MT];
             fetch(s, a, b);
-#pragma unroll
-            for (int t = 0; t < MT; t++) wmma::mma_sync(acc[t], a, b[t], acc[t]);
+            multiply(a, b);
         }
     }
 }
 
-template <int MT>
-__device__ void gemm_bf16(const bf16* __restrict__ x, int m, const bf16* __restrict__ w, int n,
-                          int k, float* __restrict__ out, float* __restrict__ partials,
-                          unsigned* __restrict__ done) {
+// Block (blockIdx.x, blockIdx.y)'s sums (see the top of the file): part p
+// covers weight rows p n + 16 blockIdx.x .. + 16 (n: the columns of a part);
+// returns in vals[p][q] the product for element e = q 32 GEMM_WARPS +
+// threadIdx.x of the 16 x 16 MT tile: weight row e % 16 (consecutive
+// threads, consecutive output columns) of part p, row e / 16 of x. `smem`:
+// GEMM_WARPS strips.
+template <int MT, int PARTS>
+__device__ __forceinline__ void gemm_sums(const bf16* __restrict__ x, const bf16* __restrict__ w,
+                                          int n, int k, bf16* smem, float (&vals)[PARTS][MT]) {
     using namespace nvcuda;
+    typedef GemmShape<PARTS> S;
     constexpr int LD = MT * GEMM_TILE;  // partial tiles: 16 x LD floats per warp
-    // the strips, then (reused) the partial tiles
-    __shared__ __align__(32) bf16 smem[GEMM_WARPS * GEMM_TILE * GEMM_STRIDE];
-    static_assert(GEMM_WARPS * GEMM_TILE * LD * sizeof(float) <= sizeof(smem), "partial tiles");
+    static_assert(GEMM_TILE * LD == 32 * GEMM_WARPS * MT, "MT elements per thread");
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int n0 = blockIdx.x * GEMM_TILE;
-    bf16* strip = smem + warp * GEMM_TILE * GEMM_STRIDE;
+    bf16* strip = smem + warp * S::STRIP;
+    // splits and warps take ranges of whole GEMM_CHUNKs, whatever PARTS (the
+    // same ranges, so the same sums, as gemm's), staged in PARTS pieces each
     const int chunks = (k + GEMM_CHUNK - 1) / GEMM_CHUNK, splits = gridDim.y, z = blockIdx.y;
     const int s0 = z * chunks / splits, mine = (z + 1) * chunks / splits - s0;
-    const int c0 = s0 + warp * mine / GEMM_WARPS, c1 = s0 + (warp + 1) * mine / GEMM_WARPS;
+    const int c0 = (s0 + warp * mine / GEMM_WARPS) * PARTS;
+    const int c1 = (s0 + (warp + 1) * mine / GEMM_WARPS) * PARTS;
 
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[MT];
+    GemmAcc acc[PARTS][MT];
 #pragma unroll
-    for (int t = 0; t < MT; t++) wmma::fill_fragment(acc[t], 0.0f);
+    for (int p = 0; p < PARTS; p++) {
+#pragma unroll
+        for (int t = 0; t < MT; t++) wmma::fill_fragment(acc[p][t], 0.0f);
+    }
 
-    // vector v of the strip: row v / 16, columns 8 (v % 16) ..; a warp's
-    // lanes read two rows' 256 contiguous bytes per instruction
+    // vector v of the strip: row r = v / (CHUNK / 8) (part r / 16), columns
+    // 8 (v % (CHUNK / 8)) ..: each instruction reads whole rows' contiguous
+    // bytes
+    constexpr int ROW_VECS = S::CHUNK / 8;
     uint4 vec[GEMM_VECS];
     auto load = [&](int c) {
 #pragma unroll
         for (int u = 0; u < GEMM_VECS; u++) {
-            const int v = u * 32 + lane, row = n0 + v / 16, col = c * GEMM_CHUNK + v % 16 * 8;
+            const int v = u * 32 + lane, r = v / ROW_VECS, col = c * S::CHUNK + v % ROW_VECS * 8;
+            const int row = n0 + r % GEMM_TILE;
             if (row < n && col < k) {
-                const bf16* p = w + (size_t)row * k + col;
+                const bf16* p = w + ((size_t)(r / GEMM_TILE) * n + row) * k + col;
                 GRAIL_CHECK_ALIGNED(p, 16);
                 vec[u] = *reinterpret_cast<const uint4*>(p);
             } else {
@@ -124,39 +164,68 @@ __device__ void gemm_bf16(const bf16* __restrict__ x, int m, const bf16* __restr
 #pragma unroll
         for (int u = 0; u < GEMM_VECS; u++) {
             const int v = u * 32 + lane;
-            *reinterpret_cast<uint4*>(strip + v / 16 * GEMM_STRIDE + v % 16 * 8) = vec[u];
+            *reinterpret_cast<uint4*>(strip + v / ROW_VECS * S::STRIDE + v % ROW_VECS * 8) = vec[u];
         }
         __syncwarp();
         if (c + 1 < c1) load(c + 1);
-        const int col = c * GEMM_CHUNK, steps = min(GEMM_CHUNK, k - col) / 16;
-        if (steps == GEMM_CHUNK / 16) {
-            gemm_chunk<MT, true>(acc, strip, x, k, col, steps);
+        // a last GEMM_CHUNK of k cut short may leave a piece with no step
+        const int col = c * S::CHUNK, steps = max(0, min(S::CHUNK, k - col)) / 16;
+        if (steps == S::STEPS) {
+            gemm_chunk<MT, PARTS, true>(acc, strip, x, k, col, steps);
         } else {
-            gemm_chunk<MT, false>(acc, strip, x, k, col, steps);
+            gemm_chunk<MT, PARTS, false>(acc, strip, x, k, col, steps);
         }
         __syncwarp();  // the strip is read before the next chunk overwrites it
     }
-    __syncthreads();  // every strip read: the shared memory now holds the partial tiles
+    // the warps' tiles of each part through shared memory, added in warp order
     float* sums = reinterpret_cast<float*>(smem);
 #pragma unroll
-    for (int t = 0; t < MT; t++) {
-        wmma::store_matrix_sync(sums + warp * GEMM_TILE * LD + t * 16, acc[t], LD,
-                                wmma::mem_row_major);
+    for (int p = 0; p < PARTS; p++) {
+        __syncthreads();  // every strip (or the previous part's tiles) read
+#pragma unroll
+        for (int t = 0; t < MT; t++) {
+            wmma::store_matrix_sync(sums + warp * GEMM_TILE * LD + t * 16, acc[p][t], LD,
+                                    wmma::mem_row_major);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int q = 0; q < MT; q++) {
+            const int e = q * 32 * GEMM_WARPS + threadIdx.x, i = e % GEMM_TILE, j = e / GEMM_TILE;
+            float s = sums[i * LD + j];
+            for (int ww = 1; ww < GEMM_WARPS; ww++) {
+                s = __fadd_rn(s, sums[ww * GEMM_TILE * LD + i * LD + j]);
+            }
+            vals[p][q] = s;
+        }
     }
-    __syncthreads();
-    // element e: weight row i = e % 16 (consecutive threads, consecutive
-    // output columns), x row j = e / 16
+}
+
+// Bytes of a block's shared memory: the strips, reused for the tiles.
+template <int MT, int PARTS>
+struct GemmSmem {
+    static constexpr int STRIPS = GEMM_WARPS * GemmShape<PARTS>::STRIP;  // bf16 elements
+    static_assert(GEMM_WARPS * GEMM_TILE * MT * GEMM_TILE * 4 <= STRIPS * 2, "partial tiles");
+};
+
+template <int MT>
+__device__ void gemm_bf16(const bf16* __restrict__ x, int m, const bf16* __restrict__ w, int n,
+                          int k, float* __restrict__ out, float* __restrict__ partials,
+                          unsigned* __restrict__ done) {
+    constexpr int LD = MT * GEMM_TILE;
+    __shared__ __align__(32) bf16 smem[GemmSmem<MT, 1>::STRIPS];
+    float vals[1][MT];
+    gemm_sums<MT, 1>(x, w, n, k, smem, vals);
+    const int n0 = blockIdx.x * GEMM_TILE, splits = gridDim.y, z = blockIdx.y;
     float* tile =
         splits == 1 ? nullptr : partials + ((size_t)z * gridDim.x + blockIdx.x) * GEMM_TILE * LD;
-    for (int e = threadIdx.x; e < GEMM_TILE * LD; e += blockDim.x) {
-        const int i = e % GEMM_TILE, j = e / GEMM_TILE;
+#pragma unroll
+    for (int q = 0; q < MT; q++) {
+        const int e = q * 32 * GEMM_WARPS + threadIdx.x, i = e % GEMM_TILE, j = e / GEMM_TILE;
         if (j >= m || n0 + i >= n) continue;
-        float s = sums[i * LD + j];
-        for (int q = 1; q < GEMM_WARPS; q++) s = __fadd_rn(s, sums[q * GEMM_TILE * LD + i * LD + j]);
         if (splits == 1) {
-            out[(size_t)j * n + n0 + i] = s;
+            out[(size_t)j * n + n0 + i] = vals[0][q];
         } else {
-            tile[e] = s;
+            tile[e] = vals[0][q];
         }
     }
     if (splits == 1) return;
@@ -167,27 +236,50 @@ __device__ void gemm_bf16(const bf16* __restrict__ x, int m, const bf16* __restr
     if (threadIdx.x == 0) last = atomicAdd(&done[blockIdx.x], 1u) == (unsigned)splits - 1;
     __syncthreads();
     if (!last) return;
-    for (int e = threadIdx.x; e < GEMM_TILE * LD; e += blockDim.x) {
-        const int i = e % GEMM_TILE, j = e / GEMM_TILE;
+#pragma unroll
+    for (int q = 0; q < MT; q++) {
+        const int e = q * 32 * GEMM_WARPS + threadIdx.x, i = e % GEMM_TILE, j = e / GEMM_TILE;
         if (j >= m || n0 + i >= n) continue;
         const float* p = partials + (size_t)blockIdx.x * GEMM_TILE * LD + e;
         float s = __ldcg(p);
-        for (int q = 1; q < splits; q++) {
-            s = __fadd_rn(s, __ldcg(p + (size_t)q * gridDim.x * GEMM_TILE * LD));
+        for (int zz = 1; zz < splits; zz++) {
+            s = __fadd_rn(s, __ldcg(p + (size_t)zz * gridDim.x * GEMM_TILE * LD));
         }
         out[(size_t)j * n + n0 + i] = s;
     }
     if (threadIdx.x == 0) done[blockIdx.x] = 0;
 }
 
-#define GEMM_KERNEL(MT)                                                                        \
+template <int MT>
+__device__ void gemm_swiglu_bf16(const bf16* __restrict__ x, int m, const bf16* __restrict__ w,
+                                 int inter, int k, const float* __restrict__ bias,
+                                 bf16* __restrict__ act) {
+    __shared__ __align__(32) bf16 smem[GemmSmem<MT, 2>::STRIPS];
+    float vals[2][MT];
+    gemm_sums<MT, 2>(x, w, inter, k, smem, vals);
+    const int n0 = blockIdx.x * GEMM_TILE;
+#pragma unroll
+    for (int q = 0; q < MT; q++) {
+        const int e = q * 32 * GEMM_WARPS + threadIdx.x, i = e % GEMM_TILE, j = e / GEMM_TILE;
+        if (j >= m || n0 + i >= inter) continue;
+        store_f32(act, (size_t)j * inter + n0 + i,
+                  silu_mul_value(vals[0][q], vals[1][q], bias, inter, n0 + i));
+    }
+}
+
+#define GEMM_KERNELS(MT)                                                                       \
     extern "C" __global__ void __launch_bounds__(32 * GEMM_WARPS)                              \
         gemm_bf16_m##MT(const bf16* x, int m, const bf16* w, int n, int k, float* out,         \
                         float* partials, unsigned* done) {                                     \
         gemm_bf16<MT>(x, m, w, n, k, out, partials, done);                                     \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(32 * GEMM_WARPS)                              \
+        gemm_swiglu_bf16_m##MT(const bf16* x, int m, const bf16* w, int inter, int k,          \
+                               const float* bias, bf16* act) {                                 \
+        gemm_swiglu_bf16<MT>(x, m, w, inter, k, bias, act);                                    \
     }
-GEMM_KERNEL(1)
-GEMM_KERNEL(2)
-GEMM_KERNEL(3)
-GEMM_KERNEL(4)
-#undef GEMM_KERNEL
+GEMM_KERNELS(1)
+GEMM_KERNELS(2)
+GEMM_KERNELS(3)
+GEMM_KERNELS(4)
+#undef GEMM_KERNELS

@@ -15,14 +15,8 @@ __device__ void silu_mul(const float* __restrict__ gate_up, const float* __restr
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= inter) return;
     const size_t row = (size_t)blockIdx.y;
-    float g = gate_up[row * 2 * inter + i];
-    float u = gate_up[row * 2 * inter + inter + i];
-    if (bias) {
-        g = __fadd_rn(g, bias[i]);
-        u = __fadd_rn(u, bias[inter + i]);
-    }
-    const float a = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
-    store_f32(out, row * inter + i, a);
+    const float g = gate_up[row * 2 * inter + i], u = gate_up[row * 2 * inter + inter + i];
+    store_f32(out, row * inter + i, silu_mul_value(g, u, bias, inter, i));
 }
 
 extern "C" __global__ void silu_mul_f32(const float* gate_up, const float* bias, int inter,

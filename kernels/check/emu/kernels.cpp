@@ -45,18 +45,20 @@ std::function<void()> recorder(dim3 grid, dim3 block, size_t smem, void** params
 #define KERNEL(name) {#name, &launcher<name>, &recorder<name>}
 // attention.cu's kernels for group size G (its ATTENTION_KERNELS)
 #define ATTENTION(G) KERNEL(attention_f32_g##G), KERNEL(attention_bf16_g##G)
+// gemm.cu's kernels for MT row tiles (its GEMM_KERNELS)
+#define GEMM(MT) KERNEL(gemm_bf16_m##MT), KERNEL(gemm_swiglu_bf16_m##MT)
 const emu::Kernel KERNELS[] = {
     ATTENTION(1), ATTENTION(2), ATTENTION(3), ATTENTION(4),
     ATTENTION(5), ATTENTION(6), ATTENTION(7), ATTENTION(8),
     KERNEL(embedding_f32),         KERNEL(embedding_bf16),
-    KERNEL(gemm_bf16_m1),          KERNEL(gemm_bf16_m2),         KERNEL(gemm_bf16_m3),
-    KERNEL(gemm_bf16_m4),
+    GEMM(1), GEMM(2), GEMM(3), GEMM(4),
     KERNEL(logprob_f32),           KERNEL(rms_norm_residual_f32), KERNEL(rms_norm_residual_bf16),
     KERNEL(rope_kv_write_f32),     KERNEL(rope_kv_write_bf16),   KERNEL(sample_f32),
     KERNEL(silu_mul_f32),          KERNEL(silu_mul_bf16),        KERNEL(sketch_f32),
     KERNEL(kv_fork_u128),
 };
 #undef ATTENTION
+#undef GEMM
 #undef KERNEL
 
 }  // namespace

@@ -90,6 +90,9 @@ pub struct StepBreakdown {
     /// the decode graph, and the GEMM kinds of launch alone.
     pub grail_gemm_forward_graph_us: Option<f64>,
     pub grail_gemm_ops: Vec<OpTime>,
+    /// Whether gemm.cu's GateUp launches included the activation (SiluMul,
+    /// fused: [`CudaModel::fused_swiglu`]).
+    pub grail_gemm_fused_swiglu: bool,
 }
 
 /// One kind of forward launch in a decode step.
@@ -491,6 +494,12 @@ fn profile_step(
                 .collect())
         };
     let ops = op_times(model, &mut ws, &mut kv)?;
+    let fused = grail && {
+        model.set_gemm(Gemm::Grail);
+        let f = model.fused_swiglu(batch);
+        model.set_gemm(Gemm::Cublas);
+        f
+    };
     let (grail_forward, grail_ops) = if grail {
         model.set_gemm(Gemm::Grail);
         let measured = (|| -> Result<(f64, Vec<OpTime>), String> {
@@ -518,6 +527,7 @@ fn profile_step(
         ops,
         grail_gemm_forward_graph_us: grail_forward,
         grail_gemm_ops: grail_ops,
+        grail_gemm_fused_swiglu: fused,
     })
 }
 
@@ -653,7 +663,9 @@ fn breakdown_table(batches: &[BatchFigures]) -> String {
                 .map_or("—".into(), us)
         });
         for op in &first.breakdown.grail_gemm_ops {
-            row(&format!("- {} x{}, gemm.cu", op.op, op.launches), &|b| {
+            let fused = op.op == "GateUp" && first.breakdown.grail_gemm_fused_swiglu;
+            let name = if fused { "GateUp+SiluMul" } else { &op.op };
+            row(&format!("- {name} x{}, gemm.cu", op.launches), &|b| {
                 b.breakdown
                     .grail_gemm_ops
                     .iter()

@@ -91,9 +91,11 @@ fn attention_kernel(dt: Dt, group: usize) -> String {
 }
 
 /// gemm.cu's kernel for products of `tiles` row tiles of 16 (1 ..=
-/// GEMM_MAX_TILES: its GEMM_KERNEL instances).
-fn gemm_kernel(tiles: usize) -> String {
-    format!("gemm_bf16_m{tiles}")
+/// GEMM_MAX_TILES: its GEMM_KERNELS instances), plain or fused with the
+/// SwiGLU activation.
+fn gemm_kernel(tiles: usize, swiglu: bool) -> String {
+    let kind = if swiglu { "gemm_swiglu" } else { "gemm" };
+    format!("{kind}_bf16_m{tiles}")
 }
 
 /// A device buffer in a storage type (bf16 as its u16 bits).
@@ -264,7 +266,9 @@ impl Gpu {
                 "attention" => (1..=ATTN_MAX_GROUP)
                     .flat_map(|g| [Dt::F32, Dt::Bf16].map(|dt| attention_kernel(dt, g)))
                     .collect(),
-                "gemm" => (1..=GEMM_MAX_TILES).map(gemm_kernel).collect(),
+                "gemm" => (1..=GEMM_MAX_TILES)
+                    .flat_map(|t| [false, true].map(|f| gemm_kernel(t, f)))
+                    .collect(),
                 _ => FUNCTIONS
                     .iter()
                     .find(|(n, _)| n == module)
@@ -884,8 +888,7 @@ impl Gpu {
         k: usize,
         out: &mut CudaSlice<f32>,
     ) -> Result<(), CudaError> {
-        let splits = gemm_splits(n, k, self.sms);
-        self.gemm_grail_split(x, m, w, w_off, n, k, out, splits)
+        self.gemm_grail_split(x, m, w, w_off, n, k, out, self.gemm_splits(n, k))
     }
 
     /// [`Gpu::gemm_grail`] with k in `splits` splits (1 ..=
@@ -925,7 +928,7 @@ impl Gpu {
         );
         let s = &self.stream;
         self.launch(
-            &gemm_kernel(m.div_ceil(GEMM_TILE)),
+            &gemm_kernel(m.div_ceil(GEMM_TILE), false),
             cfg((tiles as u32, splits as u32, 1), GEMM_THREADS as u32, 0),
             &[
                 Arg::P(x.ptr_at(s, 0)),
@@ -938,6 +941,62 @@ impl Gpu {
                 Arg::P(ptr(&self.gemm_done, s)),
             ],
         )
+    }
+
+    /// gemm.cu's fused gate/up projection and activation: `act (m x inter,
+    /// storage type)` = silu_mul.cu of `x * w^T` (`w`: the 2 inter x k
+    /// gate/up weights, gate rows first), equal to [`Gpu::gemm_grail_split`]
+    /// with one split followed by [`Gpu::silu_mul`]. For the shapes gemm.cu
+    /// serves; `x` holds [`gemm_rows`]`(m)` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_grail_swiglu(
+        &self,
+        x: &DBuf,
+        m: usize,
+        w: &DBuf,
+        inter: usize,
+        k: usize,
+        bias: Option<&CudaSlice<f32>>,
+        act: &mut DBuf,
+    ) -> Result<(), CudaError> {
+        assert!(
+            x.dt() == w.dt() && act.dt() == w.dt(),
+            "gemm: activation and weight types"
+        );
+        assert!(
+            gemm_supported(w.dt(), m, k, 0) && inter > 0,
+            "gemm.cu does not serve {m}x{inter}x{k} (gate/up, {:?})",
+            w.dt()
+        );
+        assert!(x.len() >= gemm_rows(m) * k && 2 * inter * k <= w.len());
+        assert!(act.len() >= m * inter);
+        if let Some(b) = bias {
+            assert_eq!(b.len(), 2 * inter);
+        }
+        let s = &self.stream;
+        self.launch(
+            &gemm_kernel(m.div_ceil(GEMM_TILE), true),
+            cfg(
+                (inter.div_ceil(GEMM_TILE) as u32, 1, 1),
+                GEMM_THREADS as u32,
+                0,
+            ),
+            &[
+                Arg::P(x.ptr_at(s, 0)),
+                Arg::I(m as i32),
+                Arg::P(w.ptr_at(s, 0)),
+                Arg::I(inter as i32),
+                Arg::I(k as i32),
+                Arg::P(opt_ptr(bias, s)),
+                Arg::P(act.ptr_at(s, 0)),
+            ],
+        )
+    }
+
+    /// The splits of k gemm.cu takes for a product of `n` columns over `k`
+    /// on this GPU ([`gemm_splits`]).
+    pub fn gemm_splits(&self, n: usize, k: usize) -> usize {
+        gemm_splits(n, k, self.sms)
     }
 
     /// sampler.cu over `rows` rows of `logits`.

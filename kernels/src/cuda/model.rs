@@ -35,7 +35,8 @@ pub enum Gemm {
     Cublas,
     /// Our gemm.cu wherever it serves the shape ([`gemm_supported`]: bf16
     /// weights, up to 64 rows, as decode steps), cuBLAS for the rest
-    /// (prefill, f32 checkpoints).
+    /// (prefill, f32 checkpoints); the gate/up projection fused with its
+    /// activation where [`CudaModel::fused_swiglu`].
     Grail,
 }
 
@@ -310,6 +311,24 @@ impl CudaModel {
 
     pub fn decode_graphs(&self) -> bool {
         self.decode_graphs
+    }
+
+    /// Whether a pass of `rows` rows runs the gate/up projection and its
+    /// activation as one launch, gemm.cu's fused form, and launches nothing
+    /// for [`ForwardOp::SiluMul`]: with [`Gemm::Grail`] where gemm.cu serves
+    /// the product and takes it in one split, so that the fused form
+    /// computes exactly what the two launches would.
+    pub fn fused_swiglu(&self, rows: usize) -> bool {
+        let c = self.config();
+        let (h, inter) = (c.hidden_size, c.intermediate_size);
+        self.gemm == Gemm::Grail
+            && gemm_supported(self.dt, rows, h, 0)
+            && self.gpu.gemm_splits(2 * inter, h) == 1
+    }
+
+    /// Whether a pass of `rows` rows launches anything for `op`.
+    pub fn launches(&self, op: ForwardOp, rows: usize) -> bool {
+        !(op == ForwardOp::SiluMul && self.fused_swiglu(rows))
     }
 
     /// Which code computes the products with the weights from now on.
@@ -686,6 +705,17 @@ impl CudaModel {
                 Some(&mut w.xn),
                 dt,
             ), // (rows, h)
+            // (rows, inter), straight from gemm.cu's fused form
+            ForwardOp::GateUp if self.fused_swiglu(rows) => g.gemm_grail_swiglu(
+                &w.xn,
+                rows,
+                &l.wgu,
+                inter,
+                h,
+                l.gu_bias.as_ref(),
+                &mut w.act,
+            ),
+            ForwardOp::SiluMul if self.fused_swiglu(rows) => Ok(()),
             ForwardOp::GateUp => gemm(&w.xn, rows, &l.wgu, 2 * inter, h, &mut w.gu), // (rows, 2 inter)
             ForwardOp::SiluMul => g.silu_mul(&w.gu, l.gu_bias.as_ref(), rows, inter, &mut w.act), // (rows, inter)
             ForwardOp::Down => gemm(&w.act, rows, &l.wdown, h, inter, &mut w.proj), // (rows, h)
@@ -714,7 +744,8 @@ impl CudaModel {
     /// already in `ws` (as [`CudaModel::forward_layers`] with every row an
     /// output row and logits), each recorded alone `reps` times into a
     /// graph and replayed: the median of 3 replays after one, in seconds
-    /// per launch. Repeated launches compute from their own outputs (the
+    /// per launch; kinds that launch nothing ([`CudaModel::launches`]) are
+    /// left out. Repeated launches compute from their own outputs (the
     /// values drift), which changes nothing about their time. For
     /// benchmarks: it overwrites `ws` and the cache at the rows' positions.
     pub fn profile_ops(
@@ -734,6 +765,7 @@ impl CudaModel {
         ws.check(kv, pass, "profile_ops");
         ForwardOp::ALL
             .iter()
+            .filter(|&&op| self.launches(op, rows))
             .map(|&op| {
                 let graph = self
                     .gpu

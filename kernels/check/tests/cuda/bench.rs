@@ -69,9 +69,10 @@ fn bench_measures_and_takes_a_decode_step_apart() {
 }
 
 /// On a bf16 checkpoint the benchmark also measures gemm.cu's products:
-/// validated, decode, the forward graph and every GEMM kind of launch, at
-/// the batch sizes gemm.cu serves (up to 64 rows), and says so in both
-/// tables; at larger batches those cells are empty.
+/// validated, decode, the forward graph and every GEMM kind of launch (the
+/// gate/up projection fused with its activation), at the batch sizes
+/// gemm.cu serves (up to 64 rows), and says so in both tables; at larger
+/// batches those cells are empty.
 #[test]
 fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
     let _one = ONE_BENCH_AT_A_TIME
@@ -102,6 +103,10 @@ fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
                 .grail_gemm_ops
                 .iter()
                 .all(|o| o.us_per_step > 0.0 && o.gb_per_sec.is_some()));
+            assert!(
+                k.grail_gemm_fused_swiglu,
+                "llama-tiny-bf16's gate/up fits one split"
+            );
         } else {
             assert!(b.grail_gemm_decode_tokens_per_sec.is_none());
             assert!(k.grail_gemm_forward_graph_us.is_none() && k.grail_gemm_ops.is_empty());
@@ -113,7 +118,7 @@ fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
         "| decode with gemm.cu |",
         "- batch 16, gemm.cu:",
         "| forward pass with gemm.cu (one graph replay) |",
-        "| - GateUp x2, gemm.cu |",
+        "| - GateUp+SiluMul x2, gemm.cu |",
     ] {
         assert!(md.contains(line), "no {line:?} in\n{md}");
     }

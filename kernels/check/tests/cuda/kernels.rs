@@ -289,6 +289,52 @@ fn grail_gemm_matches_its_twin() {
     }
 }
 
+/// gemm.cu's fused gate/up projection and activation equals, bit for bit,
+/// its unsplit product through silu_mul.cu (both tested against their twins
+/// above): with and without biases, every row-tile count, a partial column
+/// tile, and k ending in a partial chunk; NaN in the padding rows of x,
+/// nothing written past m x inter.
+#[test]
+fn grail_gemm_swiglu_equals_gemm_then_silu_mul() {
+    let g = gpu();
+    let dt = Dt::Bf16;
+    for &(m, inter, k, with_bias) in &[
+        (1usize, 40usize, 64usize, false),
+        (16, 96, 1040, true),
+        (17, 64, 256, false),
+        (33, 48, 384, true),
+        (64, 32, 2048, false),
+    ] {
+        let seed = (m * 1000 + inter * 10 + k) as u64;
+        let mut x: Vec<f32> = rand_vec(m * k, seed);
+        x.resize(twins::gemm_rows(m) * k, f32::NAN);
+        let (xd, wd) = (
+            upload_dt(&g, dt, &x),
+            upload_dt(&g, dt, &rand_vec(2 * inter * k, seed + 1)),
+        );
+        let bias = with_bias.then(|| g.upload(&rand_vec(2 * inter, seed + 2), "").unwrap());
+        let mut fused = poisoned_dt(&g, dt, m * inter + 24);
+        g.gemm_grail_swiglu(&xd, m, &wd, inter, k, bias.as_ref(), &mut fused)
+            .unwrap();
+        let mut gu = poisoned(&g, m * 2 * inter);
+        g.gemm_grail_split(&xd, m, &wd, 0, 2 * inter, k, &mut gu, 1)
+            .unwrap();
+        let mut act = poisoned_dt(&g, dt, m * inter);
+        g.silu_mul(&gu, bias.as_ref(), m, inter, &mut act).unwrap();
+        let (DBuf::Bf16(f), DBuf::Bf16(a)) = (&fused, &act) else {
+            unreachable!("bf16 buffers")
+        };
+        let (f, a) = (g.download(f, "").unwrap(), g.download(a, "").unwrap());
+        let what = format!("gemm_swiglu {m}x{inter}x{k} (bias {with_bias})");
+        assert_eq!(f[..m * inter], a[..], "{what}: fused vs gemm + silu_mul");
+        assert!(
+            f[m * inter..].iter().all(|&b| b == 0x7fc0),
+            "{what}: wrote past its m x inter outputs"
+        );
+        println!("{what}: {} activations equal", m * inter);
+    }
+}
+
 #[test]
 fn rope_and_attention_match_their_twins() {
     let g = gpu();
