@@ -39,6 +39,7 @@ typedef void* CUmodule;
 typedef const emu::Kernel* CUfunction;
 typedef struct EmuGraph* CUgraph;
 typedef struct EmuGraph* CUgraphExec;
+typedef void* CUgraphNode;
 
 enum {
     CUDA_SUCCESS = 0,
@@ -361,6 +362,13 @@ CUresult cuGraphLaunch(CUgraphExec exec, CUstream s) {
     return CUDA_SUCCESS;
 }
 CUresult cuGraphUpload(CUgraphExec, CUstream) { return CUDA_SUCCESS; }
+// The node count only (every recorded launch or cuBLAS call is one node);
+// the nodes themselves are not emulated.
+CUresult cuGraphGetNodes(CUgraph graph, CUgraphNode* nodes, size_t* count) {
+    if (nodes != nullptr) return CUDA_ERROR_NOT_SUPPORTED;
+    *count = graph->nodes.size();
+    return CUDA_SUCCESS;
+}
 CUresult cuGraphExecDestroy(CUgraphExec exec) {
     delete exec;
     return CUDA_SUCCESS;

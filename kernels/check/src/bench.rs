@@ -83,12 +83,16 @@ pub struct BatchFigures {
 pub struct StepBreakdown {
     pub step_us: f64,
     pub forward_graph_us: f64,
+    /// Nodes of the forward pass's graph: its launches (cuBLAS may take
+    /// several per product).
+    pub forward_graph_nodes: usize,
     pub sample_us: f64,
     pub sketch_us: f64,
     pub ops: Vec<OpTime>,
     /// With gemm.cu's products (where it serves the batch): one replay of
     /// the decode graph, and the GEMM kinds of launch alone.
     pub grail_gemm_forward_graph_us: Option<f64>,
+    pub grail_gemm_forward_graph_nodes: Option<usize>,
     pub grail_gemm_ops: Vec<OpTime>,
     /// Whether gemm.cu's GateUp launches included the activation (SiluMul,
     /// fused: [`CudaModel::fused_swiglu`]).
@@ -405,6 +409,7 @@ fn profile_step(
         .capture(|| model.forward_layers(&mut ws, &mut kv, batch, batch, cap, true))
         .map_err(e)?;
     let forward_secs = gpu.time_replays(&forward).map_err(e)?;
+    let forward_nodes = gpu.graph_nodes(&forward).map_err(e)?;
 
     // the sampler and the sketch on the logits and hidden states just made
     let vocab = c.vocab_size;
@@ -500,32 +505,35 @@ fn profile_step(
         model.set_gemm(Gemm::Cublas);
         f
     };
-    let (grail_forward, grail_ops) = if grail {
+    let (grail_forward, grail_nodes, grail_ops) = if grail {
         model.set_gemm(Gemm::Grail);
-        let measured = (|| -> Result<(f64, Vec<OpTime>), String> {
+        let measured = (|| -> Result<(f64, usize, Vec<OpTime>), String> {
             let graph = gpu
                 .capture(|| model.forward_layers(&mut ws, &mut kv, batch, batch, cap, true))
                 .map_err(e)?;
             let secs = gpu.time_replays(&graph).map_err(e)?;
+            let nodes = gpu.graph_nodes(&graph).map_err(e)?;
             let gemms = op_times(model, &mut ws, &mut kv)?
                 .into_iter()
                 .filter(|o| GEMM_OPS.contains(&o.op.as_str()))
                 .collect();
-            Ok((secs, gemms))
+            Ok((secs, nodes, gemms))
         })();
         model.set_gemm(Gemm::Cublas);
-        let (secs, gemms) = measured?;
-        (Some(1e6 * secs), gemms)
+        let (secs, nodes, gemms) = measured?;
+        (Some(1e6 * secs), Some(nodes), gemms)
     } else {
-        (None, Vec::new())
+        (None, None, Vec::new())
     };
     Ok(StepBreakdown {
         step_us: 1e6 * batch as f64 / decode,
         forward_graph_us: 1e6 * forward_secs,
+        forward_graph_nodes: forward_nodes,
         sample_us: 1e6 * sample_secs,
         sketch_us: 1e6 * sketch_secs,
         ops,
         grail_gemm_forward_graph_us: grail_forward,
+        grail_gemm_forward_graph_nodes: grail_nodes,
         grail_gemm_ops: grail_ops,
         grail_gemm_fused_swiglu: fused,
     })
@@ -639,6 +647,9 @@ fn breakdown_table(batches: &[BatchFigures]) -> String {
     row("forward pass (one graph replay)", &|b| {
         us(b.breakdown.forward_graph_us)
     });
+    row("its graph's nodes (launches)", &|b| {
+        b.breakdown.forward_graph_nodes.to_string()
+    });
     row("its launches timed alone, summed", &|b| {
         us(b.breakdown.ops.iter().map(|o| o.us_per_step).sum())
     });
@@ -661,6 +672,11 @@ fn breakdown_table(batches: &[BatchFigures]) -> String {
             b.breakdown
                 .grail_gemm_forward_graph_us
                 .map_or("—".into(), us)
+        });
+        row("its graph's nodes (launches)", &|b| {
+            b.breakdown
+                .grail_gemm_forward_graph_nodes
+                .map_or("—".into(), |n| n.to_string())
         });
         for op in &first.breakdown.grail_gemm_ops {
             let fused = op.op == "GateUp" && first.breakdown.grail_gemm_fused_swiglu;

@@ -346,6 +346,19 @@ impl Gpu {
         Ok(times[1])
     }
 
+    /// The nodes of `graph`: its kernel launches (ours and cuBLAS's, which
+    /// may take several per product) and any memory operations.
+    pub fn graph_nodes(&self, graph: &CudaGraph) -> Result<usize, CudaError> {
+        let mut n = 0usize;
+        // SAFETY: a live graph; a null node array asks for the count only.
+        unsafe {
+            cudarc::driver::sys::cuGraphGetNodes(graph.cu_graph(), std::ptr::null_mut(), &mut n)
+        }
+        .result()
+        .op(|| "counting a graph's nodes".into())?;
+        Ok(n)
+    }
+
     /// (free, total) device memory in bytes.
     pub fn memory(&self) -> Result<(usize, usize), CudaError> {
         self.ctx.mem_get_info().op(|| "reading free memory".into())

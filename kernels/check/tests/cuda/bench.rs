@@ -36,6 +36,9 @@ fn bench_measures_and_takes_a_decode_step_apart() {
         assert!(
             k.step_us > 0.0 && k.forward_graph_us > 0.0 && k.sample_us > 0.0 && k.sketch_us > 0.0
         );
+        // the emulated cuBLAS records one node per product, like a kernel
+        let launches: usize = ForwardOp::ALL.iter().map(|op| op.per_pass(layers)).sum();
+        assert_eq!(k.forward_graph_nodes, launches);
         let ops: Vec<(&str, usize)> = k.ops.iter().map(|o| (o.op.as_str(), o.launches)).collect();
         let want: Vec<(String, usize)> = ForwardOp::ALL
             .iter()
@@ -106,6 +109,12 @@ fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
             assert!(
                 k.grail_gemm_fused_swiglu,
                 "llama-tiny-bf16's gate/up fits one split"
+            );
+            // one launch per layer fewer: SiluMul's
+            let layers = model.config().num_layers;
+            assert_eq!(
+                k.grail_gemm_forward_graph_nodes.unwrap() + layers,
+                k.forward_graph_nodes
             );
         } else {
             assert!(b.grail_gemm_decode_tokens_per_sec.is_none());
