@@ -65,6 +65,16 @@ __device__ __forceinline__ float silu_mul_value(float g, float u, const float* b
     return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
 }
 
+// transformers' "rotate half" of a pair (x1, x2) = (element i, element i +
+// head_dim / 2) of a head: x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin, two
+// roundings each (no fused multiply-add). rope.cu's, and gemm.cu's fused
+// form of it.
+__device__ __forceinline__ void rope_rotate(float x1, float x2, float cos, float sin, float* y1,
+                                            float* y2) {
+    *y1 = __fsub_rn(__fmul_rn(x1, cos), __fmul_rn(x2, sin));
+    *y2 = __fadd_rn(__fmul_rn(x2, cos), __fmul_rn(x1, sin));
+}
+
 // Visits this thread's elements i = first, first + stride, ... < n in
 // batches of UNROLL: load(u, i) for every element of a batch, then use(u, i)
 // for each, in the same order. A batch's loads are all in flight before the

@@ -2,36 +2,42 @@
 // bf16, row-major: output column c's weights are row c of w), for the
 // decode-sized m <= 64 where the weights dominate: the tensor cores through
 // WMMA (m16n16k16, bf16 inputs, f32 accumulators), every weight byte read
-// once, with many loads in flight. Its fused form gemm_swiglu multiplies by
-// a gate/up projection (w: 2 inter x k, gate rows then up rows) and stores
-// silu_mul.cu's activation of the two products instead (storage type, inter
-// columns): a block then takes the same 16 columns of gate and of up (two
-// 16-row parts per strip, chunks of GEMM_CHUNK / 2 so a strip weighs the
-// same), the same sums, and the same arithmetic after them as silu_mul.cu
-// (silu_mul_value), so its output equals gemm's products through silu_mul.cu.
+// once, with many loads in flight.
 //
 // Tiling: block (b, z) computes out[:, 16b .. 16b + 16) for every row, as
 // the transposed tile out^T = W_tile (16 x k) * x^T (k x 16 MT), MT =
 // ceil(m / 16) accumulator tiles, over split z of the S = gridDim.y splits
 // of k: k in chunks of GEMM_CHUNK columns, split z takes chunks [z C / S,
-// (z + 1) C / S), and its GEMM_WARPS warps split those the same way. Per chunk a warp
-// loads its 16 x GEMM_CHUNK weight strip with 16-byte loads into registers
-// (the next chunk's loads in flight while this one's products run), stores
-// it to its own shared strip (row stride GEMM_STRIDE: the 8 rows of an
-// ldmatrix fall on distinct banks), then runs GEMM_CHUNK / 16 k-steps: A from
-// the strip, B = rows of x straight from global memory (every block reads
-// the same x: L1 / L2 resident). The warps' partial tiles are then added in
-// warp order through shared memory. With one split that is the output. With
-// S > 1 (few column tiles: the host splits k so that the launch fills the
-// GPU) each split stores its tile to `partials` (tile z * gridDim.x + b),
-// and the last of a column's splits to arrive (counted in done[b] after a
-// fence) adds the S tiles in split order, stores the output and resets the
-// count for the next launch. Deterministic for a given S.
+// (z + 1) C / S), and its GEMM_WARPS warps split those the same way. Per
+// chunk a warp loads its 16 x GEMM_CHUNK weight strip with 16-byte loads
+// into registers (the next chunk's loads in flight while this one's
+// products run), stores it to its own shared strip (a row stride that puts
+// the 8 rows of an ldmatrix on distinct banks), then runs GEMM_CHUNK / 16
+// k-steps: A from the strip, B = rows of x straight from global memory
+// (every block reads the same x: L1 / L2 resident). The warps' partial tiles
+// are then added in warp order through shared memory. With one split that
+// is the output. With S > 1 (few column tiles: the host splits k so that the
+// launch fills the GPU) each split stores its tile to `partials`, and the
+// last of a column's splits to arrive (counted in done[b] after a fence)
+// adds the S tiles in split order, stores the output and resets the count
+// for the next launch. Deterministic for a given S.
 //
-// Launch: grid (ceil(n / 16), S), block (32 GEMM_WARPS), kernel
-// gemm_bf16_m<MT>; with S > 1, partials holds S ceil(n / 16) tiles of
-// 16 x 16 MT floats and done ceil(n / 16) zeros. gemm_swiglu_bf16_m<MT>:
-// grid (ceil(inter / 16)), one split.
+// Fused forms, two 16-row weight parts per block (each staged GEMM_CHUNK / 2
+// columns at a time, so a strip weighs the same) over the same k ranges per
+// split and per warp as gemm's, so the same sums, then the arithmetic of the
+// kernel they replace: their outputs equal gemm's products (as many splits)
+// through that kernel, bit for bit.
+// - gemm_swiglu: the gate/up projection (w: 2 inter x k, gate rows first);
+//   part 0 gate rows, part 1 the up rows of the same 16 columns; stores
+//   silu_mul.cu's activation (silu_mul_value, storage type, m x inter).
+// - gemm_rope: the q/k/v projection; part 0 and part 1 the two halves of 16
+//   rope pairs of one head; does rope.cu's bias, rotation and writes.
+//
+// Launch: block (32 GEMM_WARPS); grid (tiles, S) with tiles ceil(n / 16)
+// for gemm_bf16_m<MT>, ceil(inter / 16) for gemm_swiglu_bf16_m<MT> and
+// (heads + 2 kv_heads) head_dim / 32 for gemm_rope_bf16_m<MT>. With S > 1,
+// partials holds S tiles parts tiles of 16 x 16 MT floats and done `tiles`
+// zeros.
 // Contract (checked by the host wrapper): k % 16 == 0; w 16-byte aligned at
 // every row (k % 8 == 0 and the offset % 8 == 0); x 32-byte aligned and
 // holding 16 MT rows. Rows m .. 16 MT of x are read whatever they hold:
@@ -110,21 +116,21 @@ __device__ __forceinline__ void gemm_chunk(GemmAcc (&acc)[PARTS][MT], const bf16
     }
 }
 
-// Block (blockIdx.x, blockIdx.y)'s sums (see the top of the file): part p
-// covers weight rows p n + 16 blockIdx.x .. + 16 (n: the columns of a part);
-// returns in vals[p][q] the product for element e = q 32 GEMM_WARPS +
-// threadIdx.x of the 16 x 16 MT tile: weight row e % 16 (consecutive
-// threads, consecutive output columns) of part p, row e / 16 of x. `smem`:
-// GEMM_WARPS strips.
+// Block (blockIdx.x, blockIdx.y)'s sums over its split of k (see the top of
+// the file): part p covers weight rows row0 + p part_stride + r for r < 16,
+// of which the first `valid` exist (the rest count as zeros); returns in
+// vals[p][q] the product for element e = q 32 GEMM_WARPS + threadIdx.x of
+// the 16 x 16 MT tile: weight row e % 16 (consecutive threads, consecutive
+// output columns) of part p, row e / 16 of x. `smem`: GEMM_WARPS strips.
 template <int MT, int PARTS>
 __device__ __forceinline__ void gemm_sums(const bf16* __restrict__ x, const bf16* __restrict__ w,
-                                          int n, int k, bf16* smem, float (&vals)[PARTS][MT]) {
+                                          int k, int row0, int part_stride, int valid, bf16* smem,
+                                          float (&vals)[PARTS][MT]) {
     using namespace nvcuda;
     typedef GemmShape<PARTS> S;
     constexpr int LD = MT * GEMM_TILE;  // partial tiles: 16 x LD floats per warp
     static_assert(GEMM_TILE * LD == 32 * GEMM_WARPS * MT, "MT elements per thread");
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int n0 = blockIdx.x * GEMM_TILE;
     bf16* strip = smem + warp * S::STRIP;
     // splits and warps take ranges of whole GEMM_CHUNKs, whatever PARTS (the
     // same ranges, so the same sums, as gemm's), staged in PARTS pieces each
@@ -149,9 +155,9 @@ __device__ __forceinline__ void gemm_sums(const bf16* __restrict__ x, const bf16
 #pragma unroll
         for (int u = 0; u < GEMM_VECS; u++) {
             const int v = u * 32 + lane, r = v / ROW_VECS, col = c * S::CHUNK + v % ROW_VECS * 8;
-            const int row = n0 + r % GEMM_TILE;
-            if (row < n && col < k) {
-                const bf16* p = w + ((size_t)(r / GEMM_TILE) * n + row) * k + col;
+            if (r % GEMM_TILE < valid && col < k) {
+                const int row = row0 + r / GEMM_TILE * part_stride + r % GEMM_TILE;
+                const bf16* p = w + (size_t)row * k + col;
                 GRAIL_CHECK_ALIGNED(p, 16);
                 vec[u] = *reinterpret_cast<const uint4*>(p);
             } else {
@@ -207,63 +213,140 @@ struct GemmSmem {
     static_assert(GEMM_WARPS * GEMM_TILE * MT * GEMM_TILE * 4 <= STRIPS * 2, "partial tiles");
 };
 
-template <int MT>
-__device__ void gemm_bf16(const bf16* __restrict__ x, int m, const bf16* __restrict__ w, int n,
-                          int k, float* __restrict__ out, float* __restrict__ partials,
-                          unsigned* __restrict__ done) {
-    constexpr int LD = MT * GEMM_TILE;
-    __shared__ __align__(32) bf16 smem[GemmSmem<MT, 1>::STRIPS];
-    float vals[1][MT];
-    gemm_sums<MT, 1>(x, w, n, k, smem, vals);
-    const int n0 = blockIdx.x * GEMM_TILE, splits = gridDim.y, z = blockIdx.y;
-    float* tile =
-        splits == 1 ? nullptr : partials + ((size_t)z * gridDim.x + blockIdx.x) * GEMM_TILE * LD;
+// With one split (gridDim.y == 1) returns true at once. Otherwise stores
+// this split's vals to its tile of `partials` and returns whether this block
+// is the last of its column tile's splits to arrive (counted in
+// done[blockIdx.x] after a fence); that block then holds in vals the sums
+// of every split's tiles, added in split order, and has reset the count.
+template <int MT, int PARTS>
+__device__ __forceinline__ bool gemm_merge_splits(float (&vals)[PARTS][MT],
+                                                  float* __restrict__ partials,
+                                                  unsigned* __restrict__ done) {
+    constexpr int TILE = GEMM_TILE * MT * GEMM_TILE;  // floats of one part's tile
+    const int splits = gridDim.y;
+    if (splits == 1) return true;
+    auto at = [&](int z, int p, int q) -> float* {
+        return partials + (((size_t)z * gridDim.x + blockIdx.x) * PARTS + p) * TILE +
+               q * 32 * GEMM_WARPS + threadIdx.x;
+    };
 #pragma unroll
-    for (int q = 0; q < MT; q++) {
-        const int e = q * 32 * GEMM_WARPS + threadIdx.x, i = e % GEMM_TILE, j = e / GEMM_TILE;
-        if (j >= m || n0 + i >= n) continue;
-        if (splits == 1) {
-            out[(size_t)j * n + n0 + i] = vals[0][q];
-        } else {
-            tile[e] = vals[0][q];
-        }
+    for (int p = 0; p < PARTS; p++) {
+#pragma unroll
+        for (int q = 0; q < MT; q++) *at(blockIdx.y, p, q) = vals[p][q];
     }
-    if (splits == 1) return;
     // this split's tile is visible device-wide before it is counted
     __threadfence();
     __syncthreads();
     __shared__ int last;
     if (threadIdx.x == 0) last = atomicAdd(&done[blockIdx.x], 1u) == (unsigned)splits - 1;
     __syncthreads();
-    if (!last) return;
+    if (!last) return false;
 #pragma unroll
-    for (int q = 0; q < MT; q++) {
-        const int e = q * 32 * GEMM_WARPS + threadIdx.x, i = e % GEMM_TILE, j = e / GEMM_TILE;
-        if (j >= m || n0 + i >= n) continue;
-        const float* p = partials + (size_t)blockIdx.x * GEMM_TILE * LD + e;
-        float s = __ldcg(p);
-        for (int zz = 1; zz < splits; zz++) {
-            s = __fadd_rn(s, __ldcg(p + (size_t)zz * gridDim.x * GEMM_TILE * LD));
+    for (int p = 0; p < PARTS; p++) {
+#pragma unroll
+        for (int q = 0; q < MT; q++) {
+            float s = __ldcg(at(0, p, q));
+            for (int z = 1; z < splits; z++) s = __fadd_rn(s, __ldcg(at(z, p, q)));
+            vals[p][q] = s;
         }
-        out[(size_t)j * n + n0 + i] = s;
     }
     if (threadIdx.x == 0) done[blockIdx.x] = 0;
+    return true;
+}
+
+// Element q of this thread's share of the tile: weight row i (within a
+// part), x row j.
+__device__ __forceinline__ int gemm_row_in_tile(int q) {
+    return (q * 32 * GEMM_WARPS + (int)threadIdx.x) % GEMM_TILE;
+}
+__device__ __forceinline__ int gemm_x_row(int q) {
+    return (q * 32 * GEMM_WARPS + (int)threadIdx.x) / GEMM_TILE;
+}
+
+template <int MT>
+__device__ void gemm_bf16(const bf16* __restrict__ x, int m, const bf16* __restrict__ w, int n,
+                          int k, float* __restrict__ out, float* __restrict__ partials,
+                          unsigned* __restrict__ done) {
+    __shared__ __align__(32) bf16 smem[GemmSmem<MT, 1>::STRIPS];
+    const int n0 = blockIdx.x * GEMM_TILE;
+    float vals[1][MT];
+    gemm_sums<MT, 1>(x, w, k, n0, 0, min(GEMM_TILE, n - n0), smem, vals);
+    if (!gemm_merge_splits<MT, 1>(vals, partials, done)) return;
+#pragma unroll
+    for (int q = 0; q < MT; q++) {
+        const int i = gemm_row_in_tile(q), j = gemm_x_row(q);
+        if (j < m && n0 + i < n) out[(size_t)j * n + n0 + i] = vals[0][q];
+    }
 }
 
 template <int MT>
 __device__ void gemm_swiglu_bf16(const bf16* __restrict__ x, int m, const bf16* __restrict__ w,
                                  int inter, int k, const float* __restrict__ bias,
-                                 bf16* __restrict__ act) {
+                                 bf16* __restrict__ act, float* __restrict__ partials,
+                                 unsigned* __restrict__ done) {
     __shared__ __align__(32) bf16 smem[GemmSmem<MT, 2>::STRIPS];
-    float vals[2][MT];
-    gemm_sums<MT, 2>(x, w, inter, k, smem, vals);
     const int n0 = blockIdx.x * GEMM_TILE;
+    float vals[2][MT];
+    gemm_sums<MT, 2>(x, w, k, n0, inter, min(GEMM_TILE, inter - n0), smem, vals);
+    if (!gemm_merge_splits<MT, 2>(vals, partials, done)) return;
 #pragma unroll
     for (int q = 0; q < MT; q++) {
-        const int e = q * 32 * GEMM_WARPS + threadIdx.x, i = e % GEMM_TILE, j = e / GEMM_TILE;
+        const int i = gemm_row_in_tile(q), j = gemm_x_row(q);
         if (j >= m || n0 + i >= inter) continue;
         store_f32(act, (size_t)j * inter + n0 + i,
                   silu_mul_value(vals[0][q], vals[1][q], bias, inter, n0 + i));
+    }
+}
+
+// gemm_rope: the q/k/v projection (w: (heads + 2 kv_heads) head_dim rows:
+// q heads, k heads, v heads) fused with rope.cu: each block takes 16 pairs
+// (i, i + head_dim / 2) of one head (head_dim a multiple of 32), part 0 the
+// first of each pair, part 1 the second, and does with the two sums what
+// rope.cu does with those two columns of its qkv row (bias, rotation of q
+// and k heads by rope_rotate, q to q_out, k and v to the caches at the
+// row's slot and position).
+template <int MT>
+__device__ void gemm_rope_bf16(const bf16* __restrict__ x, int m, const bf16* __restrict__ w,
+                               int k, const float* __restrict__ bias,
+                               const float* __restrict__ table, const uint32_t* __restrict__ pos,
+                               const uint32_t* __restrict__ slot, int heads, int kv_heads,
+                               int head_dim, int cap, float* __restrict__ q_out,
+                               bf16* __restrict__ k_cache, bf16* __restrict__ v_cache,
+                               float* __restrict__ partials, unsigned* __restrict__ done) {
+    __shared__ __align__(32) bf16 smem[GemmSmem<MT, 2>::STRIPS];
+    const int half = head_dim / 2, per_head = half / GEMM_TILE;
+    const int h = blockIdx.x / per_head, i0 = blockIdx.x % per_head * GEMM_TILE;
+    float vals[2][MT];
+    gemm_sums<MT, 2>(x, w, k, h * head_dim + i0, half, GEMM_TILE, smem, vals);
+    if (!gemm_merge_splits<MT, 2>(vals, partials, done)) return;
+#pragma unroll
+    for (int q = 0; q < MT; q++) {
+        const int j = gemm_x_row(q), i = i0 + gemm_row_in_tile(q);
+        if (j >= m) continue;
+        const int c1 = h * head_dim + i, c2 = c1 + half;
+        float v1 = vals[0][q], v2 = vals[1][q];
+        if (bias) {
+            v1 = __fadd_rn(v1, bias[c1]);
+            v2 = __fadd_rn(v2, bias[c2]);
+        }
+        const size_t s = slot[j], p = pos[j];
+        if (h >= heads + kv_heads) {
+            const size_t base = ((s * kv_heads + (h - heads - kv_heads)) * cap + p) * head_dim;
+            store_f32(v_cache, base + i, v1);
+            store_f32(v_cache, base + i + half, v2);
+            continue;
+        }
+        const float* cs = table + (size_t)p * head_dim + 2 * i;
+        float y1, y2;
+        rope_rotate(v1, v2, cs[0], cs[1], &y1, &y2);
+        if (h < heads) {
+            q_out[(size_t)j * heads * head_dim + c1] = y1;
+            q_out[(size_t)j * heads * head_dim + c2] = y2;
+        } else {
+            const size_t base = ((s * kv_heads + (h - heads)) * cap + p) * head_dim;
+            store_f32(k_cache, base + i, y1);
+            store_f32(k_cache, base + i + half, y2);
+        }
     }
 }
 
@@ -275,8 +358,17 @@ __device__ void gemm_swiglu_bf16(const bf16* __restrict__ x, int m, const bf16* 
     }                                                                                          \
     extern "C" __global__ void __launch_bounds__(32 * GEMM_WARPS)                              \
         gemm_swiglu_bf16_m##MT(const bf16* x, int m, const bf16* w, int inter, int k,          \
-                               const float* bias, bf16* act) {                                 \
-        gemm_swiglu_bf16<MT>(x, m, w, inter, k, bias, act);                                    \
+                               const float* bias, bf16* act, float* partials,                  \
+                               unsigned* done) {                                               \
+        gemm_swiglu_bf16<MT>(x, m, w, inter, k, bias, act, partials, done);                    \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(32 * GEMM_WARPS) gemm_rope_bf16_m##MT(         \
+        const bf16* x, int m, const bf16* w, int k, const float* bias, const float* table,     \
+        const uint32_t* pos, const uint32_t* slot, int heads, int kv_heads, int head_dim,      \
+        int cap, float* q_out, bf16* k_cache, bf16* v_cache, float* partials,                  \
+        unsigned* done) {                                                                      \
+        gemm_rope_bf16<MT>(x, m, w, k, bias, table, pos, slot, heads, kv_heads, head_dim, cap, \
+                           q_out, k_cache, v_cache, partials, done);                           \
     }
 GEMM_KERNELS(1)
 GEMM_KERNELS(2)

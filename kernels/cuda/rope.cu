@@ -4,9 +4,9 @@
 // bias added, at position pos[r]:
 //   q heads -> rotated, written as f32 to q_out (rows x heads * head_dim)
 //   k heads -> rotated, written to k_cache; v heads -> written to v_cache
-// Rotation is transformers' "rotate half": element i pairs with
-// i + head_dim/2, x1' = x1*cos - x2*sin, x2' = x2*cos + x1*sin (two
-// roundings each, no fused multiply-add), with (cos, sin) read from `table`
+// Rotation is transformers' "rotate half" (common.cuh's rope_rotate: element
+// i pairs with i + head_dim/2, two roundings per product and sum), with
+// (cos, sin) read from `table`
 // (max_positions x head_dim/2 pairs, computed on the host exactly as the CPU
 // engine computes them).
 // Cache layout (one layer): [slot][kv_head][position < cap][head_dim], in the
@@ -65,8 +65,8 @@ __device__ void rope_kv_write(const float* __restrict__ qkv, const float* __rest
                 v1[u] = __fadd_rn(v1[u], b1[u]);
                 v2[u] = __fadd_rn(v2[u], b2[u]);
             }
-            const float y1 = __fsub_rn(__fmul_rn(v1[u], cos[u]), __fmul_rn(v2[u], sin[u]));
-            const float y2 = __fadd_rn(__fmul_rn(v2[u], cos[u]), __fmul_rn(v1[u], sin[u]));
+            float y1, y2;
+            rope_rotate(v1[u], v2[u], cos[u], sin[u], &y1, &y2);
             if (q.h < heads) {
                 q_out[(size_t)r * heads * head_dim + q.c1] = y1;
                 q_out[(size_t)r * heads * head_dim + q.c2] = y2;

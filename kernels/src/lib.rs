@@ -3,7 +3,8 @@
 //! backend built from them ([`cuda`]): weights and KV caches on the device,
 //! dense products through cuBLAS (or, chosen with `CudaModel::set_gemm`,
 //! gemm.cu's tensor-core kernel for bf16 products of up to 64 rows: decode
-//! steps), everything else in our own kernels.
+//! steps, with the activation and rope fused into the products before
+//! them), everything else in our own kernels.
 //!
 //! Kernels are compiled at build time by nvcc (`build.rs`) into fatbins
 //! embedded in the binary (SASS for sm_80 and sm_90, PTX for later GPUs); at

@@ -46,7 +46,7 @@ std::function<void()> recorder(dim3 grid, dim3 block, size_t smem, void** params
 // attention.cu's kernels for group size G (its ATTENTION_KERNELS)
 #define ATTENTION(G) KERNEL(attention_f32_g##G), KERNEL(attention_bf16_g##G)
 // gemm.cu's kernels for MT row tiles (its GEMM_KERNELS)
-#define GEMM(MT) KERNEL(gemm_bf16_m##MT), KERNEL(gemm_swiglu_bf16_m##MT)
+#define GEMM(MT) KERNEL(gemm_bf16_m##MT), KERNEL(gemm_swiglu_bf16_m##MT), KERNEL(gemm_rope_bf16_m##MT)
 const emu::Kernel KERNELS[] = {
     ATTENTION(1), ATTENTION(2), ATTENTION(3), ATTENTION(4),
     ATTENTION(5), ATTENTION(6), ATTENTION(7), ATTENTION(8),

@@ -95,8 +95,10 @@ pub struct StepBreakdown {
     pub grail_gemm_forward_graph_nodes: Option<usize>,
     pub grail_gemm_ops: Vec<OpTime>,
     /// Whether gemm.cu's GateUp launches included the activation (SiluMul,
-    /// fused: [`CudaModel::fused_swiglu`]).
+    /// fused: [`CudaModel::fused_swiglu`]), and its Qkv launches rope and the
+    /// cache write (RopeKv: [`CudaModel::fused_rope`]).
     pub grail_gemm_fused_swiglu: bool,
+    pub grail_gemm_fused_rope: bool,
 }
 
 /// One kind of forward launch in a decode step.
@@ -499,11 +501,13 @@ fn profile_step(
                 .collect())
         };
     let ops = op_times(model, &mut ws, &mut kv)?;
-    let fused = grail && {
+    let (fused_swiglu, fused_rope) = if grail {
         model.set_gemm(Gemm::Grail);
-        let f = model.fused_swiglu(batch);
+        let f = (model.fused_swiglu(batch), model.fused_rope(batch));
         model.set_gemm(Gemm::Cublas);
         f
+    } else {
+        (false, false)
     };
     let (grail_forward, grail_nodes, grail_ops) = if grail {
         model.set_gemm(Gemm::Grail);
@@ -535,7 +539,8 @@ fn profile_step(
         grail_gemm_forward_graph_us: grail_forward,
         grail_gemm_forward_graph_nodes: grail_nodes,
         grail_gemm_ops: grail_ops,
-        grail_gemm_fused_swiglu: fused,
+        grail_gemm_fused_swiglu: fused_swiglu,
+        grail_gemm_fused_rope: fused_rope,
     })
 }
 
@@ -679,8 +684,12 @@ fn breakdown_table(batches: &[BatchFigures]) -> String {
                 .map_or("—".into(), |n| n.to_string())
         });
         for op in &first.breakdown.grail_gemm_ops {
-            let fused = op.op == "GateUp" && first.breakdown.grail_gemm_fused_swiglu;
-            let name = if fused { "GateUp+SiluMul" } else { &op.op };
+            let k = &first.breakdown;
+            let name = match op.op.as_str() {
+                "GateUp" if k.grail_gemm_fused_swiglu => "GateUp+SiluMul",
+                "Qkv" if k.grail_gemm_fused_rope => "Qkv+RopeKv",
+                other => other,
+            };
             row(&format!("- {name} x{}, gemm.cu", op.launches), &|b| {
                 b.breakdown
                     .grail_gemm_ops

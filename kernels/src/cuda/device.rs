@@ -90,12 +90,37 @@ fn attention_kernel(dt: Dt, group: usize) -> String {
     format!("attention_{}_g{group}", dt.suffix())
 }
 
-/// gemm.cu's kernel for products of `tiles` row tiles of 16 (1 ..=
-/// GEMM_MAX_TILES: its GEMM_KERNELS instances), plain or fused with the
-/// SwiGLU activation.
-fn gemm_kernel(tiles: usize, swiglu: bool) -> String {
-    let kind = if swiglu { "gemm_swiglu" } else { "gemm" };
-    format!("{kind}_bf16_m{tiles}")
+/// gemm.cu's kernels: the plain product, and its fused forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GemmKind {
+    Plain,
+    /// Gate/up projection and the SwiGLU activation.
+    Swiglu,
+    /// q/k/v projection, rope and the KV-cache write.
+    Rope,
+}
+
+impl GemmKind {
+    const ALL: [GemmKind; 3] = [GemmKind::Plain, GemmKind::Swiglu, GemmKind::Rope];
+
+    /// Weight parts per block (16 rows each).
+    fn parts(self) -> usize {
+        match self {
+            GemmKind::Plain => 1,
+            GemmKind::Swiglu | GemmKind::Rope => 2,
+        }
+    }
+}
+
+/// gemm.cu's kernel of `kind` for products of `tiles` row tiles of 16 (1
+/// ..= GEMM_MAX_TILES: its GEMM_KERNELS instances).
+fn gemm_kernel(kind: GemmKind, tiles: usize) -> String {
+    let name = match kind {
+        GemmKind::Plain => "gemm",
+        GemmKind::Swiglu => "gemm_swiglu",
+        GemmKind::Rope => "gemm_rope",
+    };
+    format!("{name}_bf16_m{tiles}")
 }
 
 /// A device buffer in a storage type (bf16 as its u16 bits).
@@ -267,7 +292,7 @@ impl Gpu {
                     .flat_map(|g| [Dt::F32, Dt::Bf16].map(|dt| attention_kernel(dt, g)))
                     .collect(),
                 "gemm" => (1..=GEMM_MAX_TILES)
-                    .flat_map(|t| [false, true].map(|f| gemm_kernel(t, f)))
+                    .flat_map(|t| GemmKind::ALL.map(|kind| gemm_kernel(kind, t)))
                     .collect(),
                 _ => FUNCTIONS
                     .iter()
@@ -919,29 +944,12 @@ impl Gpu {
         out: &mut CudaSlice<f32>,
         splits: usize,
     ) -> Result<(), CudaError> {
-        assert_eq!(x.dt(), w.dt(), "gemm: activation and weight types");
-        assert!(
-            gemm_supported(w.dt(), m, k, w_off),
-            "gemm.cu does not serve {m}x{n}x{k} ({:?}, weights from element {w_off})",
-            w.dt()
-        );
-        assert!(
-            x.len() >= gemm_rows(m) * k,
-            "gemm.cu reads {} rows of x, which holds {} elements of rows of {k}",
-            gemm_rows(m),
-            x.len()
-        );
-        assert!(w_off + n * k <= w.len() && out.len() >= m * n && n > 0);
+        assert!(out.len() >= m * n && n > 0);
         let tiles = n.div_ceil(GEMM_TILE);
-        assert!(
-            (1..=GEMM_MAX_SPLITS).contains(&splits)
-                && (splits == 1
-                    || (tiles <= GEMM_SPLIT_COLUMNS && splits * tiles <= GEMM_SPLIT_TILES)),
-            "gemm.cu: {splits} splits of {tiles} column tiles"
-        );
+        gemm_check(GemmKind::Plain, x, m, w, w_off, n, k, tiles, splits);
         let s = &self.stream;
         self.launch(
-            &gemm_kernel(m.div_ceil(GEMM_TILE), false),
+            &gemm_kernel(GemmKind::Plain, m.div_ceil(GEMM_TILE)),
             cfg((tiles as u32, splits as u32, 1), GEMM_THREADS as u32, 0),
             &[
                 Arg::P(x.ptr_at(s, 0)),
@@ -958,9 +966,10 @@ impl Gpu {
 
     /// gemm.cu's fused gate/up projection and activation: `act (m x inter,
     /// storage type)` = silu_mul.cu of `x * w^T` (`w`: the 2 inter x k
-    /// gate/up weights, gate rows first), equal to [`Gpu::gemm_grail_split`]
-    /// with one split followed by [`Gpu::silu_mul`]. For the shapes gemm.cu
-    /// serves; `x` holds [`gemm_rows`]`(m)` rows.
+    /// gate/up weights, gate rows first), with k in `splits` splits: equal
+    /// to [`Gpu::gemm_grail_split`] with as many splits followed by
+    /// [`Gpu::silu_mul`]. For the shapes gemm.cu serves; `x` holds
+    /// [`gemm_rows`]`(m)` rows.
     #[allow(clippy::too_many_arguments)]
     pub fn gemm_grail_swiglu(
         &self,
@@ -971,29 +980,18 @@ impl Gpu {
         k: usize,
         bias: Option<&CudaSlice<f32>>,
         act: &mut DBuf,
+        splits: usize,
     ) -> Result<(), CudaError> {
-        assert!(
-            x.dt() == w.dt() && act.dt() == w.dt(),
-            "gemm: activation and weight types"
-        );
-        assert!(
-            gemm_supported(w.dt(), m, k, 0) && inter > 0,
-            "gemm.cu does not serve {m}x{inter}x{k} (gate/up, {:?})",
-            w.dt()
-        );
-        assert!(x.len() >= gemm_rows(m) * k && 2 * inter * k <= w.len());
-        assert!(act.len() >= m * inter);
+        assert!(act.dt() == w.dt() && act.len() >= m * inter && inter > 0);
         if let Some(b) = bias {
             assert_eq!(b.len(), 2 * inter);
         }
+        let tiles = inter.div_ceil(GEMM_TILE);
+        gemm_check(GemmKind::Swiglu, x, m, w, 0, 2 * inter, k, tiles, splits);
         let s = &self.stream;
         self.launch(
-            &gemm_kernel(m.div_ceil(GEMM_TILE), true),
-            cfg(
-                (inter.div_ceil(GEMM_TILE) as u32, 1, 1),
-                GEMM_THREADS as u32,
-                0,
-            ),
+            &gemm_kernel(GemmKind::Swiglu, m.div_ceil(GEMM_TILE)),
+            cfg((tiles as u32, splits as u32, 1), GEMM_THREADS as u32, 0),
             &[
                 Arg::P(x.ptr_at(s, 0)),
                 Arg::I(m as i32),
@@ -1002,6 +1000,77 @@ impl Gpu {
                 Arg::I(k as i32),
                 Arg::P(opt_ptr(bias, s)),
                 Arg::P(act.ptr_at(s, 0)),
+                Arg::P(ptr(&self.gemm_partials, s)),
+                Arg::P(ptr(&self.gemm_done, s)),
+            ],
+        )
+    }
+
+    /// gemm.cu's fused q/k/v projection, rope and KV-cache write: what
+    /// [`Gpu::gemm_grail_split`] over `w` (the (heads + 2 kv_heads) head_dim
+    /// x k q/k/v weights) with `splits` splits followed by
+    /// [`Gpu::rope_kv_write`] computes, bit for bit, in one launch. Head
+    /// dimensions that are multiples of 32; `x` holds [`gemm_rows`]`(m)` rows.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_grail_rope(
+        &self,
+        x: &DBuf,
+        m: usize,
+        w: &DBuf,
+        k: usize,
+        bias: Option<&CudaSlice<f32>>,
+        table: &CudaSlice<f32>,
+        pos: &impl DevicePtr<u32>,
+        slot: &impl DevicePtr<u32>,
+        shape: AttnShape,
+        q_out: &mut CudaSlice<f32>,
+        k_cache: &mut DBuf,
+        v_cache: &mut DBuf,
+        layer_offset: usize,
+        slots: usize,
+        splits: usize,
+    ) -> Result<(), CudaError> {
+        let d = shape.head_dim;
+        assert!(
+            d.is_multiple_of(2 * GEMM_TILE),
+            "gemm.cu's rope takes head dimensions that are multiples of 32, not {d}"
+        );
+        let width = (shape.heads + 2 * shape.kv_heads) * d;
+        assert!(
+            pos.len() >= m && slot.len() >= m && q_out.len() >= m * shape.heads * d,
+            "gemm_rope: inputs and outputs for {m} rows"
+        );
+        assert!(table.len().is_multiple_of(d), "rope table");
+        let layer = slots * shape.kv_heads * shape.cap * d;
+        assert!(layer_offset + layer <= k_cache.len() && k_cache.len() == v_cache.len());
+        assert!(k_cache.dt() == w.dt() && v_cache.dt() == w.dt());
+        if let Some(b) = bias {
+            assert_eq!(b.len(), width);
+        }
+        let tiles = width / (2 * GEMM_TILE);
+        gemm_check(GemmKind::Rope, x, m, w, 0, width, k, tiles, splits);
+        let s = &self.stream;
+        self.launch(
+            &gemm_kernel(GemmKind::Rope, m.div_ceil(GEMM_TILE)),
+            cfg((tiles as u32, splits as u32, 1), GEMM_THREADS as u32, 0),
+            &[
+                Arg::P(x.ptr_at(s, 0)),
+                Arg::I(m as i32),
+                Arg::P(w.ptr_at(s, 0)),
+                Arg::I(k as i32),
+                Arg::P(opt_ptr(bias, s)),
+                Arg::P(ptr(table, s)),
+                Arg::P(ptr(pos, s)),
+                Arg::P(ptr(slot, s)),
+                Arg::I(shape.heads as i32),
+                Arg::I(shape.kv_heads as i32),
+                Arg::I(d as i32),
+                Arg::I(shape.cap as i32),
+                Arg::P(ptr(q_out, s)),
+                Arg::P(k_cache.ptr_at(s, layer_offset)),
+                Arg::P(v_cache.ptr_at(s, layer_offset)),
+                Arg::P(ptr(&self.gemm_partials, s)),
+                Arg::P(ptr(&self.gemm_done, s)),
             ],
         )
     }
@@ -1144,6 +1213,44 @@ enum Arg {
     P(u64),
     I(i32),
     F(f32),
+}
+
+/// The contract of a gemm.cu launch of `kind` over `n` weight rows (from
+/// element `w_off`) of k columns, as `tiles` column tiles in `splits`
+/// splits: types, the shapes it serves, whole row tiles of x, and the split
+/// scratch.
+#[allow(clippy::too_many_arguments)]
+fn gemm_check(
+    kind: GemmKind,
+    x: &DBuf,
+    m: usize,
+    w: &DBuf,
+    w_off: usize,
+    n: usize,
+    k: usize,
+    tiles: usize,
+    splits: usize,
+) {
+    assert_eq!(x.dt(), w.dt(), "gemm: activation and weight types");
+    assert!(
+        gemm_supported(w.dt(), m, k, w_off),
+        "gemm.cu does not serve {m}x{n}x{k} ({kind:?}, {:?}, weights from element {w_off})",
+        w.dt()
+    );
+    assert!(
+        x.len() >= gemm_rows(m) * k,
+        "gemm.cu reads {} rows of x, which holds {} elements of rows of {k}",
+        gemm_rows(m),
+        x.len()
+    );
+    assert!(w_off + n * k <= w.len(), "gemm.cu: {n} x {k} weights");
+    assert!(
+        (1..=GEMM_MAX_SPLITS).contains(&splits)
+            && (splits == 1
+                || (tiles <= GEMM_SPLIT_COLUMNS
+                    && splits * tiles * kind.parts() <= GEMM_SPLIT_TILES)),
+        "gemm.cu: {splits} splits of {tiles} column tiles ({kind:?})"
+    );
 }
 
 fn cfg(grid: (u32, u32, u32), block: u32, smem: u32) -> LaunchConfig {

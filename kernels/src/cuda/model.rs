@@ -36,7 +36,8 @@ pub enum Gemm {
     /// Our gemm.cu wherever it serves the shape ([`gemm_supported`]: bf16
     /// weights, up to 64 rows, as decode steps), cuBLAS for the rest
     /// (prefill, f32 checkpoints); the gate/up projection fused with its
-    /// activation where [`CudaModel::fused_swiglu`].
+    /// activation ([`CudaModel::fused_swiglu`]), and the q/k/v projection
+    /// with rope and the cache write ([`CudaModel::fused_rope`]).
     Grail,
 }
 
@@ -316,19 +317,27 @@ impl CudaModel {
     /// Whether a pass of `rows` rows runs the gate/up projection and its
     /// activation as one launch, gemm.cu's fused form, and launches nothing
     /// for [`ForwardOp::SiluMul`]: with [`Gemm::Grail`] where gemm.cu serves
-    /// the product and takes it in one split, so that the fused form
-    /// computes exactly what the two launches would.
+    /// the product. The fused form takes the product's own splits of k, so
+    /// it computes exactly what the two launches would.
     pub fn fused_swiglu(&self, rows: usize) -> bool {
-        let c = self.config();
-        let (h, inter) = (c.hidden_size, c.intermediate_size);
-        self.gemm == Gemm::Grail
-            && gemm_supported(self.dt, rows, h, 0)
-            && self.gpu.gemm_splits(2 * inter, h) == 1
+        self.gemm == Gemm::Grail && gemm_supported(self.dt, rows, self.config().hidden_size, 0)
+    }
+
+    /// Whether a pass of `rows` rows runs the q/k/v projection, rope and the
+    /// cache write as one launch, gemm.cu's fused form, and launches nothing
+    /// for [`ForwardOp::RopeKv`]: as [`CudaModel::fused_swiglu`], for head
+    /// dimensions that are multiples of 32.
+    pub fn fused_rope(&self, rows: usize) -> bool {
+        self.fused_swiglu(rows) && self.config().head_dim.is_multiple_of(32)
     }
 
     /// Whether a pass of `rows` rows launches anything for `op`.
     pub fn launches(&self, op: ForwardOp, rows: usize) -> bool {
-        !(op == ForwardOp::SiluMul && self.fused_swiglu(rows))
+        match op {
+            ForwardOp::SiluMul => !self.fused_swiglu(rows),
+            ForwardOp::RopeKv => !self.fused_rope(rows),
+            _ => true,
+        }
     }
 
     /// Which code computes the products with the weights from now on.
@@ -660,6 +669,26 @@ impl CudaModel {
                 Some(&mut w.xn),
                 dt,
             ),
+            // q: (rows, nh d); k, v into the cache, straight from gemm.cu's
+            // fused form
+            ForwardOp::Qkv if self.fused_rope(rows) => g.gemm_grail_rope(
+                &w.xn,
+                rows,
+                &l.wqkv,
+                h,
+                l.qkv_bias.as_ref(),
+                &self.rope,
+                &Input::Positions.of(&w.inputs, p),
+                &Input::Slots.of(&w.inputs, p),
+                kv.shape,
+                &mut w.q,
+                &mut kv.k,
+                &mut kv.v,
+                off,
+                kv.slots,
+                g.gemm_splits(width, h),
+            ),
+            ForwardOp::RopeKv if self.fused_rope(rows) => Ok(()),
             ForwardOp::Qkv => gemm(&w.xn, rows, &l.wqkv, width, h, &mut w.qkv), // (rows, (nh + 2 nkv) d)
             // q: (rows, nh d); k, v into the cache
             ForwardOp::RopeKv => g.rope_kv_write(
@@ -714,6 +743,7 @@ impl CudaModel {
                 h,
                 l.gu_bias.as_ref(),
                 &mut w.act,
+                g.gemm_splits(2 * inter, h),
             ),
             ForwardOp::SiluMul if self.fused_swiglu(rows) => Ok(()),
             ForwardOp::GateUp => gemm(&w.xn, rows, &l.wgu, 2 * inter, h, &mut w.gu), // (rows, 2 inter)

@@ -110,6 +110,7 @@ fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
                 k.grail_gemm_fused_swiglu,
                 "llama-tiny-bf16's gate/up fits one split"
             );
+            assert!(!k.grail_gemm_fused_rope, "llama-tiny-bf16's head_dim is 24");
             // one launch per layer fewer: SiluMul's
             let layers = model.config().num_layers;
             assert_eq!(

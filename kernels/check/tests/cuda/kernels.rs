@@ -290,10 +290,10 @@ fn grail_gemm_matches_its_twin() {
 }
 
 /// gemm.cu's fused gate/up projection and activation equals, bit for bit,
-/// its unsplit product through silu_mul.cu (both tested against their twins
-/// above): with and without biases, every row-tile count, a partial column
-/// tile, and k ending in a partial chunk; NaN in the padding rows of x,
-/// nothing written past m x inter.
+/// its product with as many splits of k through silu_mul.cu (both tested
+/// against their twins): 1, 2 and 3 splits, with and without biases, every
+/// row-tile count, a partial column tile, and k ending in a partial chunk;
+/// NaN in the padding rows of x, nothing written past m x inter.
 #[test]
 fn grail_gemm_swiglu_equals_gemm_then_silu_mul() {
     let g = gpu();
@@ -313,25 +313,146 @@ fn grail_gemm_swiglu_equals_gemm_then_silu_mul() {
             upload_dt(&g, dt, &rand_vec(2 * inter * k, seed + 1)),
         );
         let bias = with_bias.then(|| g.upload(&rand_vec(2 * inter, seed + 2), "").unwrap());
-        let mut fused = poisoned_dt(&g, dt, m * inter + 24);
-        g.gemm_grail_swiglu(&xd, m, &wd, inter, k, bias.as_ref(), &mut fused)
-            .unwrap();
-        let mut gu = poisoned(&g, m * 2 * inter);
-        g.gemm_grail_split(&xd, m, &wd, 0, 2 * inter, k, &mut gu, 1)
-            .unwrap();
-        let mut act = poisoned_dt(&g, dt, m * inter);
-        g.silu_mul(&gu, bias.as_ref(), m, inter, &mut act).unwrap();
-        let (DBuf::Bf16(f), DBuf::Bf16(a)) = (&fused, &act) else {
-            unreachable!("bf16 buffers")
+        for splits in [1, 2, 3]
+            .into_iter()
+            .filter(|&s| s <= k.div_ceil(twins::GEMM_CHUNK))
+        {
+            let mut fused = poisoned_dt(&g, dt, m * inter + 24);
+            g.gemm_grail_swiglu(&xd, m, &wd, inter, k, bias.as_ref(), &mut fused, splits)
+                .unwrap();
+            let mut gu = poisoned(&g, m * 2 * inter);
+            g.gemm_grail_split(&xd, m, &wd, 0, 2 * inter, k, &mut gu, splits)
+                .unwrap();
+            let mut act = poisoned_dt(&g, dt, m * inter);
+            g.silu_mul(&gu, bias.as_ref(), m, inter, &mut act).unwrap();
+            let (DBuf::Bf16(f), DBuf::Bf16(a)) = (&fused, &act) else {
+                unreachable!("bf16 buffers")
+            };
+            let (f, a) = (g.download(f, "").unwrap(), g.download(a, "").unwrap());
+            let what = format!("gemm_swiglu {m}x{inter}x{k} (bias {with_bias}, {splits} splits)");
+            assert_eq!(f[..m * inter], a[..], "{what}: fused vs gemm + silu_mul");
+            assert!(
+                f[m * inter..].iter().all(|&b| b == 0x7fc0),
+                "{what}: wrote past its m x inter outputs"
+            );
+            println!("{what}: {} activations equal", m * inter);
+        }
+    }
+}
+
+/// gemm.cu's fused q/k/v projection, rope and cache write equals, bit for
+/// bit, its product with as many splits of k through rope.cu (both tested
+/// against their twins): 1, 2 and 3 splits, with and without q/k/v biases,
+/// head dimensions 32, 64 and 128, grouped and multi-query KV heads, every
+/// row-tile count, rows in several slots at several positions. Compared:
+/// the queries and both whole caches (what neither writes stays poisoned).
+#[test]
+fn grail_gemm_rope_equals_gemm_then_rope_kv_write() {
+    let g = gpu();
+    let dt = Dt::Bf16;
+    for &(m, heads, kv_heads, head_dim, k, with_bias) in &[
+        (1usize, 2usize, 1usize, 32usize, 64usize, true),
+        (17, 4, 2, 64, 1040, false),
+        (33, 3, 1, 128, 384, true),
+        (64, 2, 2, 32, 256, false),
+    ] {
+        let (slots, cap) = (5usize, 24usize);
+        let shape = AttnShape {
+            heads,
+            kv_heads,
+            head_dim,
+            cap,
         };
-        let (f, a) = (g.download(f, "").unwrap(), g.download(a, "").unwrap());
-        let what = format!("gemm_swiglu {m}x{inter}x{k} (bias {with_bias})");
-        assert_eq!(f[..m * inter], a[..], "{what}: fused vs gemm + silu_mul");
-        assert!(
-            f[m * inter..].iter().all(|&b| b == 0x7fc0),
-            "{what}: wrote past its m x inter outputs"
+        let width = (heads + 2 * kv_heads) * head_dim;
+        let seed = (m * 1000 + width + k) as u64;
+        let mut x: Vec<f32> = rand_vec(m * k, seed);
+        x.resize(twins::gemm_rows(m) * k, f32::NAN);
+        let (xd, wd) = (
+            upload_dt(&g, dt, &x),
+            upload_dt(&g, dt, &rand_vec(width * k, seed + 1)),
         );
-        println!("{what}: {} activations equal", m * inter);
+        let bias = with_bias.then(|| g.upload(&rand_vec(width, seed + 2), "").unwrap());
+        let table = g.upload(&rand_vec(cap * head_dim, seed + 3), "").unwrap();
+        // distinct (slot, position) per row
+        let slot: Vec<u32> = (0..m as u32).map(|j| j % slots as u32).collect();
+        let pos: Vec<u32> = (0..m as u32).map(|j| j / slots as u32 + 3).collect();
+        let (slot_d, pos_d) = (g.upload(&slot, "").unwrap(), g.upload(&pos, "").unwrap());
+        let cache_len = slots * kv_heads * cap * head_dim;
+        for splits in [1, 2, 3]
+            .into_iter()
+            .filter(|&s| s <= k.div_ceil(twins::GEMM_CHUNK))
+        {
+            let what = format!(
+                "gemm_rope {m}x{width}x{k} (head_dim {head_dim}, bias {with_bias}, {splits} splits)"
+            );
+            let run = |fused: bool| {
+                let mut q = poisoned(&g, m * heads * head_dim);
+                let (mut kc, mut vc) = (
+                    poisoned_dt(&g, dt, cache_len),
+                    poisoned_dt(&g, dt, cache_len),
+                );
+                if fused {
+                    g.gemm_grail_rope(
+                        &xd,
+                        m,
+                        &wd,
+                        k,
+                        bias.as_ref(),
+                        &table,
+                        &pos_d,
+                        &slot_d,
+                        shape,
+                        &mut q,
+                        &mut kc,
+                        &mut vc,
+                        0,
+                        slots,
+                        splits,
+                    )
+                    .unwrap();
+                } else {
+                    let mut qkv = poisoned(&g, m * width);
+                    g.gemm_grail_split(&xd, m, &wd, 0, width, k, &mut qkv, splits)
+                        .unwrap();
+                    g.rope_kv_write(
+                        &qkv,
+                        bias.as_ref(),
+                        &table,
+                        &pos_d,
+                        &slot_d,
+                        m,
+                        shape,
+                        &mut q,
+                        &mut kc,
+                        &mut vc,
+                        0,
+                        slots,
+                    )
+                    .unwrap();
+                }
+                let bits = |b: &DBuf| match b {
+                    DBuf::Bf16(v) => g.download(v, "").unwrap(),
+                    DBuf::F32(_) => unreachable!("bf16 caches"),
+                };
+                let q: Vec<u32> = g
+                    .download(&q, "")
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                (q, bits(&kc), bits(&vc))
+            };
+            let (fused, plain) = (run(true), run(false));
+            assert_eq!(fused.0, plain.0, "{what}: queries");
+            assert_eq!(fused.1, plain.1, "{what}: key cache");
+            assert_eq!(fused.2, plain.2, "{what}: value cache");
+            let written = fused.1.iter().filter(|&&b| b != 0x7fc0).count();
+            assert!(
+                written >= m * kv_heads * head_dim * 9 / 10,
+                "{what}: {written} keys written"
+            );
+            println!("{what}: queries and caches equal");
+        }
     }
 }
 
@@ -780,18 +901,43 @@ fn forward_matches_the_cpu_engine_on_stories260k() {
 /// biases. f32 and f16 checkpoints run in f32 on the device (summation order
 /// apart, the CPU's arithmetic); bf16 ones in bf16 with activations rounded
 /// to bf16 before every product, so they are held to a relative error; those
-/// run with either GEMM (gemm.cu serves all of llama-tiny-bf16's products:
-/// dimensions that are multiples of 16, passes of 29 and 8 rows).
+/// run with either GEMM (gemm.cu serves all of their products: dimensions
+/// that are multiples of 16, passes of 29 and 8 rows; with the gate/up
+/// activation fused in, and rope too where head_dim is a multiple of 32).
 #[test]
 fn forward_matches_the_cpu_engine_on_every_test_checkpoint() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/engine");
-    for name in [
+    // and a random bf16 Qwen2-shape checkpoint with head_dim 64 (q/k/v
+    // biases), where gemm.cu also fuses rope into the q/k/v projection
+    let qwen_bf16 = tempfile::tempdir().unwrap();
+    let shape = grail_engine::synthetic::Shape {
+        name: "qwen2-bf16-hd64",
+        hidden: 128,
+        intermediate: 256,
+        layers: 2,
+        heads: 2,
+        kv_heads: 1,
+        vocab: 512,
+        tied: true,
+    };
+    grail_engine::synthetic::write_checkpoint(qwen_bf16.path(), &shape, WDtype::BF16, 5).unwrap();
+    // its special tokens are Qwen's, past this small vocabulary
+    let config = qwen_bf16.path().join("config.json");
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    c["bos_token_id"] = 1.into();
+    c["eos_token_id"] = 2.into();
+    std::fs::write(&config, serde_json::to_vec(&c).unwrap()).unwrap();
+    for (name, dir) in [
         "qwen2-tiny",
         "llama-tiny",
         "llama-tiny-bf16",
         "llama-bias-f16",
-    ] {
-        let dir = root.join(name);
+    ]
+    .map(|n| (n, root.join(n)))
+    .into_iter()
+    .chain([(shape.name, qwen_bf16.path().to_path_buf())])
+    {
         let vocab = Model::load(&dir).unwrap().config().vocab_size as u32;
         let prompt: Vec<u32> = (0..37u32).map(|i| (i * 13 + 5) % vocab).collect();
         let ([hidden, want_hidden], [logits, want_logits], dt) =
