@@ -21,7 +21,34 @@ pub mod bench;
 use std::ffi::CString;
 use std::sync::{Arc, OnceLock};
 
+use grail_engine::kernels::WDtype;
+use grail_engine::synthetic;
 use grail_kernels::cuda::{Gpu, EMULATOR_NAME, REAL_KERNELS};
+
+/// Writes a random bf16 Qwen2-shape checkpoint small enough for the
+/// emulation into `dir` (hidden 128, 2 query heads of 64 over 1 KV head,
+/// q/k/v biases, 2 layers, 512 tokens, its special tokens moved inside that
+/// vocabulary): a shape where gemm.cu fuses both rope and the gate/up
+/// activation into the products.
+pub fn write_tiny_qwen_bf16(dir: &std::path::Path) -> std::io::Result<synthetic::Shape> {
+    let shape = synthetic::Shape {
+        name: "qwen2-bf16-hd64",
+        hidden: 128,
+        intermediate: 256,
+        layers: 2,
+        heads: 2,
+        kv_heads: 1,
+        vocab: 512,
+        tied: true,
+    };
+    synthetic::write_checkpoint(dir, &shape, WDtype::BF16, 5)?;
+    let config = dir.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&config)?)?;
+    c["bos_token_id"] = 1.into();
+    c["eos_token_id"] = 2.into();
+    std::fs::write(&config, serde_json::to_vec_pretty(&c)?)?;
+    Ok(shape)
+}
 
 /// Where the tests run, for their output.
 pub fn describe() -> String {

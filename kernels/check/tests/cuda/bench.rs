@@ -73,17 +73,19 @@ fn bench_measures_and_takes_a_decode_step_apart() {
 
 /// On a bf16 checkpoint the benchmark also measures gemm.cu's products:
 /// validated, decode, the forward graph and every GEMM kind of launch (the
-/// gate/up projection fused with its activation), at the batch sizes
-/// gemm.cu serves (up to 64 rows), and says so in both tables; at larger
-/// batches those cells are empty.
+/// gate/up projection fused with its activation, the q/k/v projection with
+/// rope: two launches per layer fewer), at the batch sizes gemm.cu serves
+/// (up to 64 rows), and says so in both tables; at larger batches those
+/// cells are empty.
 #[test]
 fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
     let _one = ONE_BENCH_AT_A_TIME
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/engine/llama-tiny-bf16");
-    let mut model = CudaModel::new(grail_cuda_check::device(), Model::load(&dir).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shape = grail_cuda_check::write_tiny_qwen_bf16(dir.path()).unwrap();
+    let mut model =
+        CudaModel::new(grail_cuda_check::device(), Model::load(dir.path()).unwrap()).unwrap();
     let cfg = BenchConfig {
         batches: vec![16, 80],
         context: 12,
@@ -106,15 +108,10 @@ fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
                 .grail_gemm_ops
                 .iter()
                 .all(|o| o.us_per_step > 0.0 && o.gb_per_sec.is_some()));
-            assert!(
-                k.grail_gemm_fused_swiglu,
-                "llama-tiny-bf16's gate/up fits one split"
-            );
-            assert!(!k.grail_gemm_fused_rope, "llama-tiny-bf16's head_dim is 24");
-            // one launch per layer fewer: SiluMul's
-            let layers = model.config().num_layers;
+            assert!(k.grail_gemm_fused_swiglu && k.grail_gemm_fused_rope);
+            // two launches per layer fewer: SiluMul's and RopeKv's
             assert_eq!(
-                k.grail_gemm_forward_graph_nodes.unwrap() + layers,
+                k.grail_gemm_forward_graph_nodes.unwrap() + 2 * shape.layers,
                 k.forward_graph_nodes
             );
         } else {
@@ -122,13 +119,14 @@ fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
             assert!(k.grail_gemm_forward_graph_us.is_none() && k.grail_gemm_ops.is_empty());
         }
     }
-    let md = bench::markdown(&report, "llama-tiny-bf16", None);
+    let md = bench::markdown(&report, shape.name, None);
     for line in [
         "with gemm.cu's products",
         "| decode with gemm.cu |",
         "- batch 16, gemm.cu:",
         "| forward pass with gemm.cu (one graph replay) |",
         "| - GateUp+SiluMul x2, gemm.cu |",
+        "| - Qkv+RopeKv x2, gemm.cu |",
     ] {
         assert!(md.contains(line), "no {line:?} in\n{md}");
     }

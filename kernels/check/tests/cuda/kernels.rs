@@ -910,24 +910,7 @@ fn forward_matches_the_cpu_engine_on_every_test_checkpoint() {
     // and a random bf16 Qwen2-shape checkpoint with head_dim 64 (q/k/v
     // biases), where gemm.cu also fuses rope into the q/k/v projection
     let qwen_bf16 = tempfile::tempdir().unwrap();
-    let shape = grail_engine::synthetic::Shape {
-        name: "qwen2-bf16-hd64",
-        hidden: 128,
-        intermediate: 256,
-        layers: 2,
-        heads: 2,
-        kv_heads: 1,
-        vocab: 512,
-        tied: true,
-    };
-    grail_engine::synthetic::write_checkpoint(qwen_bf16.path(), &shape, WDtype::BF16, 5).unwrap();
-    // its special tokens are Qwen's, past this small vocabulary
-    let config = qwen_bf16.path().join("config.json");
-    let mut c: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-    c["bos_token_id"] = 1.into();
-    c["eos_token_id"] = 2.into();
-    std::fs::write(&config, serde_json::to_vec(&c).unwrap()).unwrap();
+    let shape = grail_cuda_check::write_tiny_qwen_bf16(qwen_bf16.path()).unwrap();
     for (name, dir) in [
         "qwen2-tiny",
         "llama-tiny",
