@@ -33,6 +33,7 @@
 // - gemm_rope: the q/k/v projection; part 0 and part 1 the two halves of 16
 //   rope pairs of one head; does rope.cu's bias, rotation and writes.
 //
+// Kernel parameters: x, m, w, k, the kernel's own, then partials and done.
 // Launch: block (32 GEMM_WARPS); grid (tiles, S) with tiles ceil(n / 16)
 // for gemm_bf16_m<MT>, ceil(inter / 16) for gemm_swiglu_bf16_m<MT> and
 // (heads + 2 kv_heads) head_dim / 32 for gemm_rope_bf16_m<MT>. With S > 1,
@@ -352,12 +353,12 @@ __device__ void gemm_rope_bf16(const bf16* __restrict__ x, int m, const bf16* __
 
 #define GEMM_KERNELS(MT)                                                                       \
     extern "C" __global__ void __launch_bounds__(32 * GEMM_WARPS)                              \
-        gemm_bf16_m##MT(const bf16* x, int m, const bf16* w, int n, int k, float* out,         \
+        gemm_bf16_m##MT(const bf16* x, int m, const bf16* w, int k, int n, float* out,         \
                         float* partials, unsigned* done) {                                     \
         gemm_bf16<MT>(x, m, w, n, k, out, partials, done);                                     \
     }                                                                                          \
     extern "C" __global__ void __launch_bounds__(32 * GEMM_WARPS)                              \
-        gemm_swiglu_bf16_m##MT(const bf16* x, int m, const bf16* w, int inter, int k,          \
+        gemm_swiglu_bf16_m##MT(const bf16* x, int m, const bf16* w, int k, int inter,          \
                                const float* bias, bf16* act, float* partials,                  \
                                unsigned* done) {                                               \
         gemm_swiglu_bf16<MT>(x, m, w, inter, k, bias, act, partials, done);                    \

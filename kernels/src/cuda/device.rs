@@ -171,6 +171,67 @@ fn opt_ptr<T>(s: Option<&CudaSlice<T>>, stream: &CudaStream) -> u64 {
     s.map_or(0, |s| ptr(s, stream))
 }
 
+/// What rope.cu (and gemm.cu's fused form of it) does with a pass's
+/// q/k/v rows: the optional bias, the rotation table, each row's position
+/// and slot, where the rotated queries go, and the layer's caches (from
+/// element `layer_offset`, `slots` slots of `shape`) that take the rotated
+/// keys and the values.
+pub struct RopeKv<'a> {
+    pub bias: Option<&'a CudaSlice<f32>>,
+    pub table: &'a CudaSlice<f32>,
+    pub pos: CudaView<'a, u32>,
+    pub slot: CudaView<'a, u32>,
+    pub shape: AttnShape,
+    pub q_out: &'a mut CudaSlice<f32>,
+    pub k_cache: &'a mut DBuf,
+    pub v_cache: &'a mut DBuf,
+    pub layer_offset: usize,
+    pub slots: usize,
+}
+
+impl RopeKv<'_> {
+    /// Panics unless the buffers fit `rows` rows; returns the q/k/v width.
+    fn check(&self, rows: usize) -> usize {
+        let (sh, d) = (self.shape, self.shape.head_dim);
+        let width = (sh.heads + 2 * sh.kv_heads) * d;
+        assert!(
+            self.pos.len() >= rows
+                && self.slot.len() >= rows
+                && self.q_out.len() >= rows * sh.heads * d,
+            "rope: inputs and outputs for {rows} rows"
+        );
+        assert!(self.table.len().is_multiple_of(d), "rope table");
+        let layer = self.slots * sh.kv_heads * sh.cap * d;
+        assert!(
+            self.layer_offset + layer <= self.k_cache.len()
+                && self.k_cache.len() == self.v_cache.len()
+                && self.k_cache.dt() == self.v_cache.dt(),
+            "rope: the layer's caches"
+        );
+        if let Some(b) = self.bias {
+            assert_eq!(b.len(), width, "rope: q/k/v bias");
+        }
+        width
+    }
+
+    /// The kernels' arguments from `bias` to `v_cache`, in their order.
+    fn args(self, s: &CudaStream) -> [Arg; 11] {
+        [
+            Arg::P(opt_ptr(self.bias, s)),
+            Arg::P(ptr(self.table, s)),
+            Arg::P(ptr(&self.pos, s)),
+            Arg::P(ptr(&self.slot, s)),
+            Arg::I(self.shape.heads as i32),
+            Arg::I(self.shape.kv_heads as i32),
+            Arg::I(self.shape.head_dim as i32),
+            Arg::I(self.shape.cap as i32),
+            Arg::P(ptr(self.q_out, s)),
+            Arg::P(self.k_cache.ptr_at(s, self.layer_offset)),
+            Arg::P(self.v_cache.ptr_at(s, self.layer_offset)),
+        ]
+    }
+}
+
 /// A GPU with grail's kernels loaded.
 pub struct Gpu {
     ctx: Arc<CudaContext>,
@@ -665,56 +726,23 @@ impl Gpu {
         )
     }
 
-    /// rope.cu over `rows` rows: `layer_offset` is the first element of the
-    /// layer's cache.
-    #[allow(clippy::too_many_arguments)]
+    /// rope.cu over `rows` rows of `qkv` into `dst`.
     pub fn rope_kv_write(
         &self,
         qkv: &CudaSlice<f32>,
-        bias: Option<&CudaSlice<f32>>,
-        table: &CudaSlice<f32>,
-        pos: &impl DevicePtr<u32>,
-        slot: &impl DevicePtr<u32>,
         rows: usize,
-        shape: AttnShape,
-        q_out: &mut CudaSlice<f32>,
-        k_cache: &mut DBuf,
-        v_cache: &mut DBuf,
-        layer_offset: usize,
-        slots: usize,
+        dst: RopeKv<'_>,
     ) -> Result<(), CudaError> {
-        let d = shape.head_dim;
-        let width = (shape.heads + 2 * shape.kv_heads) * d;
-        assert!(
-            qkv.len() >= rows * width
-                && pos.len() >= rows
-                && slot.len() >= rows
-                && q_out.len() >= rows * shape.heads * d
-        );
-        assert!(table.len().is_multiple_of(d), "rope table");
-        let layer = slots * shape.kv_heads * shape.cap * d;
-        assert!(layer_offset + layer <= k_cache.len() && k_cache.len() == v_cache.len());
-        if let Some(b) = bias {
-            assert_eq!(b.len(), width);
-        }
+        let width = dst.check(rows);
+        assert!(qkv.len() >= rows * width, "rope: {rows} rows of qkv");
         let s = &self.stream;
+        let k_cache = dst.k_cache.dt().suffix();
+        let mut args = vec![Arg::P(ptr(qkv, s))];
+        args.extend(dst.args(s));
         self.launch(
-            &format!("rope_kv_write_{}", k_cache.dt().suffix()),
+            &format!("rope_kv_write_{k_cache}"),
             cfg((rows as u32, 1, 1), 128, 0),
-            &[
-                Arg::P(ptr(qkv, s)),
-                Arg::P(opt_ptr(bias, s)),
-                Arg::P(ptr(table, s)),
-                Arg::P(ptr(pos, s)),
-                Arg::P(ptr(slot, s)),
-                Arg::I(shape.heads as i32),
-                Arg::I(shape.kv_heads as i32),
-                Arg::I(d as i32),
-                Arg::I(shape.cap as i32),
-                Arg::P(ptr(q_out, s)),
-                Arg::P(k_cache.ptr_at(s, layer_offset)),
-                Arg::P(v_cache.ptr_at(s, layer_offset)),
-            ],
+            &args,
         )
     }
 
@@ -945,22 +973,18 @@ impl Gpu {
         splits: usize,
     ) -> Result<(), CudaError> {
         assert!(out.len() >= m * n && n > 0);
-        let tiles = n.div_ceil(GEMM_TILE);
-        gemm_check(GemmKind::Plain, x, m, w, w_off, n, k, tiles, splits);
         let s = &self.stream;
-        self.launch(
-            &gemm_kernel(GemmKind::Plain, m.div_ceil(GEMM_TILE)),
-            cfg((tiles as u32, splits as u32, 1), GEMM_THREADS as u32, 0),
-            &[
-                Arg::P(x.ptr_at(s, 0)),
-                Arg::I(m as i32),
-                Arg::P(w.ptr_at(s, w_off)),
-                Arg::I(n as i32),
-                Arg::I(k as i32),
-                Arg::P(ptr(out, s)),
-                Arg::P(ptr(&self.gemm_partials, s)),
-                Arg::P(ptr(&self.gemm_done, s)),
-            ],
+        let (tiles, args) = (
+            n.div_ceil(GEMM_TILE),
+            [Arg::I(n as i32), Arg::P(ptr(out, s))],
+        );
+        self.launch_gemm(
+            GemmKind::Plain,
+            (x, m),
+            (w, w_off, n, k),
+            tiles,
+            splits,
+            &args,
         )
     }
 
@@ -986,23 +1010,20 @@ impl Gpu {
         if let Some(b) = bias {
             assert_eq!(b.len(), 2 * inter);
         }
-        let tiles = inter.div_ceil(GEMM_TILE);
-        gemm_check(GemmKind::Swiglu, x, m, w, 0, 2 * inter, k, tiles, splits);
         let s = &self.stream;
-        self.launch(
-            &gemm_kernel(GemmKind::Swiglu, m.div_ceil(GEMM_TILE)),
-            cfg((tiles as u32, splits as u32, 1), GEMM_THREADS as u32, 0),
-            &[
-                Arg::P(x.ptr_at(s, 0)),
-                Arg::I(m as i32),
-                Arg::P(w.ptr_at(s, 0)),
-                Arg::I(inter as i32),
-                Arg::I(k as i32),
-                Arg::P(opt_ptr(bias, s)),
-                Arg::P(act.ptr_at(s, 0)),
-                Arg::P(ptr(&self.gemm_partials, s)),
-                Arg::P(ptr(&self.gemm_done, s)),
-            ],
+        let args = [
+            Arg::I(inter as i32),
+            Arg::P(opt_ptr(bias, s)),
+            Arg::P(act.ptr_at(s, 0)),
+        ];
+        let tiles = inter.div_ceil(GEMM_TILE);
+        self.launch_gemm(
+            GemmKind::Swiglu,
+            (x, m),
+            (w, 0, 2 * inter, k),
+            tiles,
+            splits,
+            &args,
         )
     }
 
@@ -1011,67 +1032,69 @@ impl Gpu {
     /// x k q/k/v weights) with `splits` splits followed by
     /// [`Gpu::rope_kv_write`] computes, bit for bit, in one launch. Head
     /// dimensions that are multiples of 32; `x` holds [`gemm_rows`]`(m)` rows.
-    #[allow(clippy::too_many_arguments)]
     pub fn gemm_grail_rope(
         &self,
         x: &DBuf,
         m: usize,
         w: &DBuf,
         k: usize,
-        bias: Option<&CudaSlice<f32>>,
-        table: &CudaSlice<f32>,
-        pos: &impl DevicePtr<u32>,
-        slot: &impl DevicePtr<u32>,
-        shape: AttnShape,
-        q_out: &mut CudaSlice<f32>,
-        k_cache: &mut DBuf,
-        v_cache: &mut DBuf,
-        layer_offset: usize,
-        slots: usize,
+        dst: RopeKv<'_>,
         splits: usize,
     ) -> Result<(), CudaError> {
-        let d = shape.head_dim;
+        let d = dst.shape.head_dim;
         assert!(
             d.is_multiple_of(2 * GEMM_TILE),
             "gemm.cu's rope takes head dimensions that are multiples of 32, not {d}"
         );
-        let width = (shape.heads + 2 * shape.kv_heads) * d;
-        assert!(
-            pos.len() >= m && slot.len() >= m && q_out.len() >= m * shape.heads * d,
-            "gemm_rope: inputs and outputs for {m} rows"
+        let width = dst.check(m);
+        assert_eq!(
+            dst.k_cache.dt(),
+            w.dt(),
+            "gemm_rope: cache and weight types"
         );
-        assert!(table.len().is_multiple_of(d), "rope table");
-        let layer = slots * shape.kv_heads * shape.cap * d;
-        assert!(layer_offset + layer <= k_cache.len() && k_cache.len() == v_cache.len());
-        assert!(k_cache.dt() == w.dt() && v_cache.dt() == w.dt());
-        if let Some(b) = bias {
-            assert_eq!(b.len(), width);
-        }
+        let args = dst.args(&self.stream);
         let tiles = width / (2 * GEMM_TILE);
-        gemm_check(GemmKind::Rope, x, m, w, 0, width, k, tiles, splits);
+        self.launch_gemm(
+            GemmKind::Rope,
+            (x, m),
+            (w, 0, width, k),
+            tiles,
+            splits,
+            &args,
+        )
+    }
+
+    /// Launches gemm.cu's `kind` kernel for `m` rows of `x` times `n` rows
+    /// of `w` (from element `w_off`) of `k` columns, as `tiles` column tiles
+    /// in `splits` splits, after checking the contract its wrapper does not
+    /// (gemm_check): arguments x, m, w, k, then `args`, then the split
+    /// scratch.
+    fn launch_gemm(
+        &self,
+        kind: GemmKind,
+        (x, m): (&DBuf, usize),
+        (w, w_off, n, k): (&DBuf, usize, usize, usize),
+        tiles: usize,
+        splits: usize,
+        args: &[Arg],
+    ) -> Result<(), CudaError> {
+        gemm_check(kind, x, m, w, w_off, n, k, tiles, splits);
         let s = &self.stream;
+        let mut all = vec![
+            Arg::P(x.ptr_at(s, 0)),
+            Arg::I(m as i32),
+            Arg::P(w.ptr_at(s, w_off)),
+            Arg::I(k as i32),
+        ];
+        all.extend_from_slice(args);
+        all.extend([
+            Arg::P(ptr(&self.gemm_partials, s)),
+            Arg::P(ptr(&self.gemm_done, s)),
+        ]);
         self.launch(
-            &gemm_kernel(GemmKind::Rope, m.div_ceil(GEMM_TILE)),
+            &gemm_kernel(kind, m.div_ceil(GEMM_TILE)),
             cfg((tiles as u32, splits as u32, 1), GEMM_THREADS as u32, 0),
-            &[
-                Arg::P(x.ptr_at(s, 0)),
-                Arg::I(m as i32),
-                Arg::P(w.ptr_at(s, 0)),
-                Arg::I(k as i32),
-                Arg::P(opt_ptr(bias, s)),
-                Arg::P(ptr(table, s)),
-                Arg::P(ptr(pos, s)),
-                Arg::P(ptr(slot, s)),
-                Arg::I(shape.heads as i32),
-                Arg::I(shape.kv_heads as i32),
-                Arg::I(d as i32),
-                Arg::I(shape.cap as i32),
-                Arg::P(ptr(q_out, s)),
-                Arg::P(k_cache.ptr_at(s, layer_offset)),
-                Arg::P(v_cache.ptr_at(s, layer_offset)),
-                Arg::P(ptr(&self.gemm_partials, s)),
-                Arg::P(ptr(&self.gemm_done, s)),
-            ],
+            &all,
         )
     }
 
@@ -1209,6 +1232,7 @@ impl AttnScratch {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 enum Arg {
     P(u64),
     I(i32),

@@ -8,7 +8,7 @@ mod device;
 mod generate;
 mod model;
 
-pub use device::{AttnScratch, DBuf, Gpu};
+pub use device::{AttnScratch, DBuf, Gpu, RopeKv};
 pub use generate::decode_graph_rows;
 
 /// Whether this build carries nvcc-compiled kernels (feature `cuda`), or

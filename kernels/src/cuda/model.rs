@@ -6,7 +6,7 @@ use cudarc::driver::{CudaSlice, CudaView};
 use grail_engine::kernels::{Mat, WDtype};
 use grail_engine::{Model, ModelConfig};
 
-use super::device::{AttnScratch, DBuf, Gpu};
+use super::device::{AttnScratch, DBuf, Gpu, RopeKv};
 use super::CudaError;
 use crate::twins::{attention_unsupported, gemm_rows, gemm_supported, rope_table, AttnShape, Dt};
 
@@ -329,6 +329,32 @@ impl CudaModel {
     /// dimensions that are multiples of 32.
     pub fn fused_rope(&self, rows: usize) -> bool {
         self.fused_swiglu(rows) && self.config().head_dim.is_multiple_of(32)
+    }
+
+    /// Where layer `l`'s rope (rope.cu, or gemm.cu's fused form) puts pass
+    /// `p`'s queries (`q`) and keys and values (the layer's cache in `kv`,
+    /// from element `off`).
+    fn rope_kv<'a>(
+        &'a self,
+        l: &'a GpuLayer,
+        inputs: &'a CudaSlice<u32>,
+        p: Pass,
+        q: &'a mut CudaSlice<f32>,
+        kv: &'a mut KvCache,
+        off: usize,
+    ) -> RopeKv<'a> {
+        RopeKv {
+            bias: l.qkv_bias.as_ref(),
+            table: &self.rope,
+            pos: Input::Positions.of(inputs, p),
+            slot: Input::Slots.of(inputs, p),
+            shape: kv.shape,
+            q_out: q,
+            k_cache: &mut kv.k,
+            v_cache: &mut kv.v,
+            layer_offset: off,
+            slots: kv.slots,
+        }
     }
 
     /// Whether a pass of `rows` rows launches anything for `op`.
@@ -671,40 +697,17 @@ impl CudaModel {
             ),
             // q: (rows, nh d); k, v into the cache, straight from gemm.cu's
             // fused form
-            ForwardOp::Qkv if self.fused_rope(rows) => g.gemm_grail_rope(
-                &w.xn,
-                rows,
-                &l.wqkv,
-                h,
-                l.qkv_bias.as_ref(),
-                &self.rope,
-                &Input::Positions.of(&w.inputs, p),
-                &Input::Slots.of(&w.inputs, p),
-                kv.shape,
-                &mut w.q,
-                &mut kv.k,
-                &mut kv.v,
-                off,
-                kv.slots,
-                g.gemm_splits(width, h),
-            ),
+            ForwardOp::Qkv if self.fused_rope(rows) => {
+                let dst = self.rope_kv(l, &w.inputs, p, &mut w.q, kv, off);
+                g.gemm_grail_rope(&w.xn, rows, &l.wqkv, h, dst, g.gemm_splits(width, h))
+            }
             ForwardOp::RopeKv if self.fused_rope(rows) => Ok(()),
             ForwardOp::Qkv => gemm(&w.xn, rows, &l.wqkv, width, h, &mut w.qkv), // (rows, (nh + 2 nkv) d)
             // q: (rows, nh d); k, v into the cache
-            ForwardOp::RopeKv => g.rope_kv_write(
-                &w.qkv,
-                l.qkv_bias.as_ref(),
-                &self.rope,
-                &Input::Positions.of(&w.inputs, p),
-                &Input::Slots.of(&w.inputs, p),
-                rows,
-                kv.shape,
-                &mut w.q,
-                &mut kv.k,
-                &mut kv.v,
-                off,
-                kv.slots,
-            ),
+            ForwardOp::RopeKv => {
+                let dst = self.rope_kv(l, &w.inputs, p, &mut w.q, kv, off);
+                g.rope_kv_write(&w.qkv, rows, dst)
+            }
             // (rows, nh d)
             ForwardOp::Attention => g.attention(
                 &w.q,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use grail_core::sketch::SketchPlanes;
 use grail_engine::kernels::{Mat, WDtype};
 use grail_engine::{LogitsFor, Model};
-use grail_kernels::cuda::{CudaModel, DBuf, Gemm, Gpu};
+use grail_kernels::cuda::{CudaModel, DBuf, Gemm, Gpu, RopeKv};
 use grail_kernels::twins::{self, random_inputs as rand_vec, AttnShape, Dt};
 
 fn gpu() -> Arc<Gpu> {
@@ -391,44 +391,25 @@ fn grail_gemm_rope_equals_gemm_then_rope_kv_write() {
                     poisoned_dt(&g, dt, cache_len),
                     poisoned_dt(&g, dt, cache_len),
                 );
+                let dst = RopeKv {
+                    bias: bias.as_ref(),
+                    table: &table,
+                    pos: pos_d.slice(..),
+                    slot: slot_d.slice(..),
+                    shape,
+                    q_out: &mut q,
+                    k_cache: &mut kc,
+                    v_cache: &mut vc,
+                    layer_offset: 0,
+                    slots,
+                };
                 if fused {
-                    g.gemm_grail_rope(
-                        &xd,
-                        m,
-                        &wd,
-                        k,
-                        bias.as_ref(),
-                        &table,
-                        &pos_d,
-                        &slot_d,
-                        shape,
-                        &mut q,
-                        &mut kc,
-                        &mut vc,
-                        0,
-                        slots,
-                        splits,
-                    )
-                    .unwrap();
+                    g.gemm_grail_rope(&xd, m, &wd, k, dst, splits).unwrap();
                 } else {
                     let mut qkv = poisoned(&g, m * width);
                     g.gemm_grail_split(&xd, m, &wd, 0, width, k, &mut qkv, splits)
                         .unwrap();
-                    g.rope_kv_write(
-                        &qkv,
-                        bias.as_ref(),
-                        &table,
-                        &pos_d,
-                        &slot_d,
-                        m,
-                        shape,
-                        &mut q,
-                        &mut kc,
-                        &mut vc,
-                        0,
-                        slots,
-                    )
-                    .unwrap();
+                    g.rope_kv_write(&qkv, m, dst).unwrap();
                 }
                 let bits = |b: &DBuf| match b {
                     DBuf::Bf16(v) => g.download(v, "").unwrap(),
@@ -502,21 +483,21 @@ fn rope_and_attention_match_their_twins() {
             let (mut kd, mut vd) = (upload_dt(&g, dt, &kc), upload_dt(&g, dt, &vc));
             let mut q = poisoned(&g, rows * heads * head_dim);
             let (pos_d, slot_d) = (g.upload(&pos, "").unwrap(), g.upload(&slot, "").unwrap());
-            g.rope_kv_write(
-                &g.upload(&qkv, "").unwrap(),
-                Some(&g.upload(&bias, "").unwrap()),
-                &g.upload(&table, "").unwrap(),
-                &pos_d,
-                &slot_d,
-                rows,
-                s,
-                &mut q,
-                &mut kd,
-                &mut vd,
-                0,
+            let (bias_d, table_d) = (g.upload(&bias, "").unwrap(), g.upload(&table, "").unwrap());
+            let dst = RopeKv {
+                bias: Some(&bias_d),
+                table: &table_d,
+                pos: pos_d.slice(..),
+                slot: slot_d.slice(..),
+                shape: s,
+                q_out: &mut q,
+                k_cache: &mut kd,
+                v_cache: &mut vd,
+                layer_offset: 0,
                 slots,
-            )
-            .unwrap();
+            };
+            g.rope_kv_write(&g.upload(&qkv, "").unwrap(), rows, dst)
+                .unwrap();
             let (mut q2, mut k2, mut v2) =
                 (vec![0f32; rows * heads * head_dim], kc.clone(), vc.clone());
             twins::rope_kv_write(
