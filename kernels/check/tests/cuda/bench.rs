@@ -12,6 +12,21 @@ use grail_kernels::cuda::{CudaModel, ForwardOp};
 /// benchmarks at once would time each other's launches.
 static ONE_BENCH_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The benchmark of the checkpoint in `dir` at `batches`, at a size the
+/// emulation runs in seconds: 12 tokens of context, 3 decoded, one run.
+fn small_bench(dir: &std::path::Path, batches: &[usize]) -> (CudaModel, bench::BenchReport) {
+    let mut model = CudaModel::new(grail_cuda_check::device(), Model::load(dir).unwrap()).unwrap();
+    let cfg = BenchConfig {
+        batches: batches.to_vec(),
+        context: 12,
+        new_tokens: 3,
+        reps: 1,
+        copy_bytes: 1 << 20,
+    };
+    let report = bench::run(&mut model, &cfg, None).unwrap();
+    (model, report)
+}
+
 #[test]
 fn bench_measures_and_takes_a_decode_step_apart() {
     let _one = ONE_BENCH_AT_A_TIME
@@ -19,15 +34,7 @@ fn bench_measures_and_takes_a_decode_step_apart() {
         .unwrap_or_else(|p| p.into_inner());
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/stories260K");
-    let mut model = CudaModel::new(grail_cuda_check::device(), Model::load(&dir).unwrap()).unwrap();
-    let cfg = BenchConfig {
-        batches: vec![1, 16],
-        context: 12,
-        new_tokens: 3,
-        reps: 1,
-        copy_bytes: 1 << 20,
-    };
-    let report = bench::run(&mut model, &cfg, None).unwrap();
+    let (model, report) = small_bench(&dir, &[1, 16]);
     assert!(report.validation_logits_relative_error <= 1e-4);
     let layers = model.config().num_layers;
     for b in &report.batches {
@@ -84,16 +91,7 @@ fn bench_measures_gemm_cu_beside_cublas_on_bf16() {
         .unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let shape = grail_cuda_check::write_tiny_qwen_bf16(dir.path()).unwrap();
-    let mut model =
-        CudaModel::new(grail_cuda_check::device(), Model::load(dir.path()).unwrap()).unwrap();
-    let cfg = BenchConfig {
-        batches: vec![16, 80],
-        context: 12,
-        new_tokens: 3,
-        reps: 1,
-        copy_bytes: 1 << 20,
-    };
-    let report = bench::run(&mut model, &cfg, None).unwrap();
+    let (model, report) = small_bench(dir.path(), &[16, 80]);
     let v = report.grail_gemm_validation_relative_error.unwrap();
     assert!(v <= bench::validation_tolerance(model.dt()), "{v}");
     assert_eq!(model.gemm(), grail_kernels::cuda::Gemm::Cublas, "restored");
