@@ -63,6 +63,17 @@ pub enum BackendKind {
     Cuda,
 }
 
+/// Which code multiplies by the weights in the CUDA backend (`--gemm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GemmKind {
+    /// cuBLAS for every product.
+    Cublas,
+    /// grail's own tensor-core kernel (kernels/cuda/gemm.cu) for the bf16
+    /// products of decode steps (up to 64 rows), with rope and the SwiGLU
+    /// activation fused in; cuBLAS for the rest.
+    Grail,
+}
+
 /// The CPU engine: groups prefilled in one pass, all rollouts decoded as one batch.
 #[derive(Debug)]
 pub struct CpuBackend {
@@ -121,11 +132,20 @@ pub struct CudaBackend {
 
 #[cfg(any(feature = "cuda", feature = "cuda-emulated"))]
 impl CudaBackend {
-    /// Load `dir` (as [`CpuBackend::load`]) and upload it to GPU 0.
-    pub fn load(dir: &Path, context_limit: Option<u32>) -> Result<CudaBackend, EngineError> {
+    /// Load `dir` (as [`CpuBackend::load`]) and upload it to GPU 0, its
+    /// products with the weights computed by `gemm`.
+    pub fn load(
+        dir: &Path,
+        context_limit: Option<u32>,
+        gemm: GemmKind,
+    ) -> Result<CudaBackend, EngineError> {
         let cpu = CpuBackend::load(dir, context_limit)?;
         let gpu = grail_kernels::cuda::Gpu::new(0)?;
-        let model = grail_kernels::cuda::CudaModel::new(gpu, cpu.model)?;
+        let mut model = grail_kernels::cuda::CudaModel::new(gpu, cpu.model)?;
+        model.set_gemm(match gemm {
+            GemmKind::Cublas => grail_kernels::cuda::Gemm::Cublas,
+            GemmKind::Grail => grail_kernels::cuda::Gemm::Grail,
+        });
         Ok(CudaBackend { model })
     }
 }
@@ -135,9 +155,10 @@ impl Backend for CudaBackend {
     fn describe(&self) -> String {
         let c = self.model.config();
         format!(
-            "cuda, {}, {:?} storage, {} ({} layers, hidden {})",
+            "cuda, {}, {:?} storage, {:?} GEMMs, {} ({} layers, hidden {})",
             self.model.gpu().describe(),
             self.model.dt(),
+            self.model.gemm(),
             c.architecture.hf_name(),
             c.num_layers,
             c.hidden_size

@@ -27,7 +27,7 @@ pub mod store;
 
 #[cfg(any(feature = "cuda", feature = "cuda-emulated"))]
 pub use backend::CudaBackend;
-pub use backend::{Backend, BackendKind, CpuBackend};
+pub use backend::{Backend, BackendKind, CpuBackend, GemmKind};
 pub use follow::{Follower, NetworkSource, Shutdown};
 pub use miner::{Miner, MinerOptions, WindowOutcome, WindowSummary};
 pub use store::{StoreArgs, WindowStore};

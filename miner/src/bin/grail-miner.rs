@@ -51,6 +51,9 @@ struct RunArgs {
     /// Generation backend.
     #[arg(long, value_enum, default_value = "cpu")]
     backend: BackendKind,
+    /// Products with the weights on the CUDA backend (--backend cuda only).
+    #[arg(long, value_enum)]
+    gemm: Option<grail_miner::GemmKind>,
     /// Subnet id (ignored with --devnet, which announces its own).
     #[arg(long, default_value_t = 81)]
     netuid: u16,
@@ -178,6 +181,11 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 fn run(args: &RunArgs) -> Result<(), Failure> {
+    if args.backend == BackendKind::Cpu && args.gemm.is_some() {
+        return Err(usage(anyhow::anyhow!(
+            "--gemm chooses the CUDA backend's products; it does not apply to --backend cpu"
+        )));
+    }
     let source = match &args.devnet {
         Some(url) => NetworkSource::Devnet { url: url.clone() },
         None => NetworkSource::Subtensor {
@@ -225,9 +233,13 @@ fn run(args: &RunArgs) -> Result<(), Failure> {
             ),
             #[cfg(feature = "cuda")]
             BackendKind::Cuda => Arc::new(
-                grail_miner::CudaBackend::load(&args.model, follower.generation.context_limit)
-                    .with_context(|| format!("loading {} onto the GPU", args.model.display()))
-                    .map_err(Failure::Usage)?,
+                grail_miner::CudaBackend::load(
+                    &args.model,
+                    follower.generation.context_limit,
+                    args.gemm.unwrap_or(grail_miner::GemmKind::Cublas),
+                )
+                .with_context(|| format!("loading {} onto the GPU", args.model.display()))
+                .map_err(Failure::Usage)?,
             ),
         };
         tracing::info!(

@@ -16,7 +16,7 @@ use grail_core::params::{
     SKETCH_MAX_HAMMING,
 };
 use grail_miner::rollout::{generate_window, WindowSeeds};
-use grail_miner::CudaBackend;
+use grail_miner::{CudaBackend, GemmKind};
 use grail_validator::verify::{ProofSelection, Verifier, WindowContext};
 
 fn stories() -> PathBuf {
@@ -41,7 +41,8 @@ fn cuda_rollouts_pass_the_cpu_validator_with_zero_false_rejections() {
         ..GenerationParams::default()
     };
     grail_cuda_check::device();
-    let backend = CudaBackend::load(&model, generation.context_limit).expect("GPU backend");
+    let backend =
+        CudaBackend::load(&model, generation.context_limit, GemmKind::Cublas).expect("GPU backend");
     let verifier = Verifier::load(&model, generation.context_limit).unwrap();
     let fp = grail_core::tensors::fingerprint_model_dir(&model)
         .unwrap()
