@@ -58,9 +58,9 @@
 typedef nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float> GemmAcc;
 
 // The geometry of a product of PARTS 16-row weight parts per block (1:
-// gemm; 2: gate and up, gemm_swiglu): a warp's strip is 16 PARTS rows of
-// CHUNK columns of k, row stride STRIDE (the 8 rows of an ldmatrix on
-// distinct banks), the same 4 KiB whatever PARTS.
+// gemm; 2: gemm_swiglu's gate and up, gemm_rope's pair halves): a warp's
+// strip is 16 PARTS rows of CHUNK columns of k, row stride STRIDE (the 8
+// rows of an ldmatrix on distinct banks), the same 4 KiB whatever PARTS.
 template <int PARTS>
 struct GemmShape {
     static constexpr int CHUNK = GEMM_CHUNK / PARTS;
