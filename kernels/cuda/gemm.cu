@@ -239,7 +239,12 @@ __device__ __forceinline__ bool gemm_merge_splits(float (&vals)[PARTS][MT],
     __threadfence();
     __syncthreads();
     __shared__ int last;
-    if (threadIdx.x == 0) last = atomicAdd(&done[blockIdx.x], 1u) == (unsigned)splits - 1;
+    if (threadIdx.x == 0) {
+        last = atomicAdd(&done[blockIdx.x], 1u) == (unsigned)splits - 1;
+        // the acquire side: the thread that saw the count fences before
+        // the barrier that lets the block read the other splits' tiles
+        __threadfence();
+    }
     __syncthreads();
     if (!last) return false;
 #pragma unroll
