@@ -150,8 +150,10 @@ run)
     # - racecheck: shared-memory hazards, and synccheck: barriers and warp
     #   collectives used wrongly, over the tests that launch only our own
     #   kernels (not cuBLAS's, whose internals are not ours to judge).
-    # An error fails the run; a missing tool or too little time is reported
-    # as not run.
+    # An error fails the run; a missing tool, one that cannot run on this
+    # machine (it refuses the device under gVisor: the probe below, one
+    # small test under memcheck, says so first) or too little time is
+    # reported as not run.
     own_kernels=(kernels::rope_and_attention kernels::kv_fork kernels::sampler_logprob_and_sketch
         kernels::grail_gemm)
     sanitize() {
@@ -166,12 +168,38 @@ run)
         *) status=1 ;;
         esac
     }
-    if command -v compute-sanitizer >/dev/null; then
+    probe() {
+        local rc=0 log
+        log=$(mktemp)
+        echo "== compute-sanitizer probe: memcheck on kernels::kv_fork" | tee -a "$report"
+        step 60 compute-sanitizer --tool memcheck --error-exitcode 97 \
+            "$bundle/cuda-tests" --test-threads=1 --exact kernels::kv_fork_matches_its_twin_exactly \
+            >"$log" || rc=$?
+        cat "$log"
+        case $rc in
+        0) rm -f "$log" ;;
+        97)
+            echo "memcheck: ERRORS in the probe test" | tee -a "$report"
+            rm -f "$log" && status=1 && return 1
+            ;;
+        124 | 137)
+            echo "compute-sanitizer: NOT RUN (the probe ran out of time)" | tee -a "$report"
+            rm -f "$log" && return 1
+            ;;
+        *)
+            echo "compute-sanitizer: NOT RUN (it could not run a test that passes without it, exit $rc:" \
+                "$(grep -m1 -o 'Device not supported\|Error[^=]*' "$log" || echo 'see above'))" | tee -a "$report"
+            rm -f "$log"
+            return 1
+            ;;
+        esac
+    }
+    if ! command -v compute-sanitizer >/dev/null; then
+        echo "compute-sanitizer: NOT RUN (none on PATH)" | tee -a "$report"
+    elif probe; then
         sanitize memcheck 120 kernels:: generation::
         sanitize racecheck 90 "${own_kernels[@]}"
         sanitize synccheck 60 "${own_kernels[@]}"
-    else
-        echo "compute-sanitizer: NOT RUN (none on PATH)" | tee -a "$report"
     fi
     echo "== result: $([ $status = 0 ] && echo PASS || echo FAIL)" | tee -a "$report"
     exit $status
