@@ -132,6 +132,8 @@ pub fn write_checkpoint(
     };
     let tensors = shape.tensors();
     let mut header = serde_json::Map::new();
+    // what save_pretrained writes, and some transformers versions require
+    header.insert("__metadata__".into(), json!({"format": "pt"}));
     let mut offset = 0usize;
     for (name, s) in &tensors {
         let n = s.iter().product::<usize>() * size;
@@ -212,4 +214,42 @@ pub fn bench_seeds(group: usize, rollouts: usize) -> Vec<Digest> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file is one that other loaders take as well as ours (ours loads
+    /// it in kernels/check's forward tests): the safetensors crate reads it, every tensor of the shape is there at
+    /// its dtype and shape, and the header says `{"format": "pt"}` (what
+    /// `save_pretrained` writes; some transformers versions refuse a file
+    /// without it, and cuda-bench hands this checkpoint to transformers).
+    #[test]
+    fn checkpoint_is_a_safetensors_file_transformers_loads() {
+        let shape = Shape {
+            name: "tiny",
+            hidden: 64,
+            intermediate: 96,
+            layers: 2,
+            heads: 4,
+            kv_heads: 2,
+            vocab: 300,
+            tied: false,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoint(dir.path(), &shape, WDtype::BF16, 3).unwrap();
+        let bytes = std::fs::read(dir.path().join("model.safetensors")).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let format = meta.metadata().as_ref().and_then(|m| m.get("format"));
+        assert_eq!(format.map(String::as_str), Some("pt"));
+        let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let want = shape.tensors();
+        assert_eq!(file.len(), want.len());
+        for (name, dims) in &want {
+            let t = file.tensor(name).unwrap();
+            assert_eq!(t.dtype(), safetensors::Dtype::BF16, "{name}");
+            assert_eq!(t.shape(), dims.as_slice(), "{name}");
+        }
+    }
 }
