@@ -72,7 +72,7 @@ def main():
     a = ap.parse_args()
     ok = True
     if a.model:
-        model = transformers.AutoModelForCausalLM.from_pretrained(a.model, torch_dtype=torch.float32).eval()
+        model = transformers.AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
         ok = check(a.model, model, a.model, a.seed)
     else:
         print(f"seed {a.seed}")
