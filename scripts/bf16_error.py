@@ -18,7 +18,10 @@ Two figures, relative logits error ||bf16 - f32|| / ||f32|| over a prompt:
     /tmp/refvenv/bin/python scripts/bf16_error.py --model DIR
 
 Needs torch and transformers (see scripts/make_engine_fixtures.py). The
-prompt is cuda-bench's validation prompt (token i = (7919 i + 13) mod vocab).
+prompt is token i = (stride i + offset) mod vocab: by default cuda-bench's
+validation prompt; `--tokens 37 --stride 13 --offset 5` is the CUDA forward
+test's (kernels/check/tests/cuda/kernels.rs), whose emulated figures it
+can be held against.
 """
 import argparse
 
@@ -58,10 +61,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="Hugging Face model directory")
     ap.add_argument("--tokens", type=int, default=16, help="prompt length (cuda-bench validates 16)")
+    ap.add_argument("--stride", type=int, default=7919)
+    ap.add_argument("--offset", type=int, default=13)
     a = ap.parse_args()
     model = transformers.AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
     vocab = model.config.vocab_size
-    ids = torch.tensor([[(i * 7919 + 13) % vocab for i in range(a.tokens)]])
+    ids = torch.tensor([[(i * a.stride + a.offset) % vocab for i in range(a.tokens)]])
     want = logits(model, ids, False)
     ours = relative(logits(model, ids, True), want)
     del model

@@ -212,7 +212,8 @@ pub fn relative_error(a: &[f32], b: &[f32]) -> f64 {
 /// by 8.2e-3 (0.5B: 8.4e-3) from the CPU engine's f32 ones, by
 /// `scripts/bf16_error.py`'s simulation of the backend's rounding points in
 /// PyTorch, which gives 5.6e-3 where the emulation measures 5.4e-3
-/// (llama-tiny-bf16, the forward test's prompt). transformers' all-bf16
+/// (llama-tiny-bf16, the forward test's prompt: `--tokens 37 --stride 13
+/// --offset 5`). transformers' all-bf16
 /// path is 1.8e-2 off on the 1.5B shape. A broken kernel is off by O(1).
 pub fn validation_tolerance(dt: Dt) -> f64 {
     match dt {
