@@ -14,13 +14,15 @@
 // products run), stores it to its own shared strip (a row stride that puts
 // the 8 rows of an ldmatrix on distinct banks), then runs GEMM_CHUNK / 16
 // k-steps: A from the strip, B = rows of x straight from global memory
-// (every block reads the same x: L1 / L2 resident). The warps' partial tiles
-// are then added in warp order through shared memory. With one split that
-// is the output. With S > 1 (few column tiles: the host splits k so that the
-// launch fills the GPU) each split stores its tile to `partials`, and the
-// last of a column's splits to arrive (counted in done[b] after a fence)
-// adds the S tiles in split order, stores the output and resets the count
-// for the next launch. Deterministic for a given S.
+// (every block reads the same x: L1 / L2 resident; no block reuses it over
+// more than its 16 columns, so x's traffic from L2 is m / 16 times the
+// weights' from HBM: the cost of this tiling as m grows). The warps'
+// partial tiles are then added in warp order through shared memory. With
+// one split that is the output. With S > 1 (few column tiles: the host
+// splits k so that the launch fills the GPU) each split stores its tile to
+// `partials`, and the last of a column's splits to arrive (counted in
+// done[b] after a fence) adds the S tiles in split order, stores the output
+// and resets the count for the next launch. Deterministic for a given S.
 //
 // Fused forms, two 16-row weight parts per block (each staged GEMM_CHUNK / 2
 // columns at a time, so a strip weighs the same) over the same k ranges per
