@@ -6,9 +6,8 @@
 //   k heads -> rotated, written to k_cache; v heads -> written to v_cache
 // Rotation is transformers' "rotate half" (common.cuh's rope_rotate: element
 // i pairs with i + head_dim/2, two roundings per product and sum), with
-// (cos, sin) read from `table`
-// (max_positions x head_dim/2 pairs, computed on the host exactly as the CPU
-// engine computes them).
+// (cos, sin) read from `table` (max_positions x head_dim/2 pairs, computed
+// on the host exactly as the CPU engine computes them).
 // Cache layout (one layer): [slot][kv_head][position < cap][head_dim], in the
 // storage type.
 //

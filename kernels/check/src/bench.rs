@@ -213,8 +213,8 @@ pub fn relative_error(a: &[f32], b: &[f32]) -> f64 {
 /// `scripts/bf16_error.py`'s simulation of the backend's rounding points in
 /// PyTorch, which gives 5.6e-3 where the emulation measures 5.4e-3
 /// (llama-tiny-bf16, the forward test's prompt: `--tokens 37 --stride 13
-/// --offset 5`). transformers' all-bf16
-/// path is 1.8e-2 off on the 1.5B shape. A broken kernel is off by O(1).
+/// --offset 5`). transformers' all-bf16 path is 1.8e-2 off on the 1.5B
+/// shape. A broken kernel is off by O(1).
 pub fn validation_tolerance(dt: Dt) -> f64 {
     match dt {
         Dt::F32 => 1e-4,
@@ -222,7 +222,6 @@ pub fn validation_tolerance(dt: Dt) -> f64 {
     }
 }
 
-/// Runs the benchmark on `model` (see the module docs).
 /// Whether gemm.cu serves a decode step of `batch` rows of a checkpoint
 /// stored as `dt` (bf16, up to 64 rows; its dimensions, multiples of 16 in
 /// the shapes measured here, are checked per product by the model).
@@ -230,6 +229,17 @@ pub fn grail_gemm_serves(dt: Dt, batch: usize) -> bool {
     dt == Dt::Bf16 && batch <= GEMM_TILE * GEMM_MAX_TILES
 }
 
+/// `f` on `model` with its products on `gemm`, then the model's choice as
+/// before, whatever `f` returns.
+fn with_gemm<T>(model: &mut CudaModel, gemm: Gemm, f: impl FnOnce(&mut CudaModel) -> T) -> T {
+    let before = model.gemm();
+    model.set_gemm(gemm);
+    let out = f(model);
+    model.set_gemm(before);
+    out
+}
+
+/// Runs the benchmark on `model` (see the module docs).
 pub fn run(
     model: &mut CudaModel,
     cfg: &BenchConfig,
@@ -239,11 +249,10 @@ pub fn run(
     let c = model.config().clone();
     let dt = model.dt();
     let tolerance = validation_tolerance(dt);
+    // the table's main figures are cuBLAS's; gemm.cu's are taken beside them
+    model.set_gemm(Gemm::Cublas);
     let validate_with = |model: &mut CudaModel, gemm: Gemm| -> Result<f64, String> {
-        model.set_gemm(gemm);
-        let v = validate(model, 16.min(cfg.context));
-        model.set_gemm(Gemm::Cublas);
-        let v = v?;
+        let v = with_gemm(model, gemm, |m| validate(m, 16.min(cfg.context)))?;
         if v > tolerance {
             return Err(format!(
                 "validation ({gemm:?} GEMMs): device logits differ from the CPU engine's by {v:.3e} (relative), more than {tolerance:.0e}"
@@ -326,10 +335,7 @@ pub fn run(
         let (decode, short) = measure(model, true)?;
         let grail = grail_gemm_serves(dt, batch);
         let grail_decode = if grail {
-            model.set_gemm(Gemm::Grail);
-            let d = measure(model, true);
-            model.set_gemm(Gemm::Cublas);
-            Some(d?.0)
+            Some(with_gemm(model, Gemm::Grail, |m| measure(m, true))?.0)
         } else {
             None
         };
@@ -508,33 +514,23 @@ fn profile_step(
                 .collect())
         };
     let ops = op_times(model, &mut ws, &mut kv)?;
-    let (fused_swiglu, fused_rope) = if grail {
-        model.set_gemm(Gemm::Grail);
-        let f = (model.fused_swiglu(batch), model.fused_rope(batch));
-        model.set_gemm(Gemm::Cublas);
-        f
-    } else {
-        (false, false)
-    };
-    let (grail_forward, grail_nodes, grail_ops) = if grail {
-        model.set_gemm(Gemm::Grail);
-        let measured = (|| -> Result<(f64, usize, Vec<OpTime>), String> {
+    let (grail_forward, grail_nodes, grail_ops, fused_swiglu, fused_rope) = if grail {
+        let (secs, nodes, gemms, fused) = with_gemm(model, Gemm::Grail, |model| {
             let graph = gpu
                 .capture(|| model.forward_layers(&mut ws, &mut kv, batch, batch, cap, true))
                 .map_err(e)?;
             let secs = gpu.time_replays(&graph).map_err(e)?;
             let nodes = gpu.graph_nodes(&graph).map_err(e)?;
-            let gemms = op_times(model, &mut ws, &mut kv)?
+            let gemms: Vec<OpTime> = op_times(model, &mut ws, &mut kv)?
                 .into_iter()
                 .filter(|o| GEMM_OPS.contains(&o.op.as_str()))
                 .collect();
-            Ok((secs, nodes, gemms))
-        })();
-        model.set_gemm(Gemm::Cublas);
-        let (secs, nodes, gemms) = measured?;
-        (Some(1e6 * secs), Some(nodes), gemms)
+            let fused = (model.fused_swiglu(batch), model.fused_rope(batch));
+            Ok::<_, String>((secs, nodes, gemms, fused))
+        })?;
+        (Some(1e6 * secs), Some(nodes), gemms, fused.0, fused.1)
     } else {
-        (None, None, Vec::new())
+        (None, None, Vec::new(), false, false)
     };
     Ok(StepBreakdown {
         step_us: 1e6 * batch as f64 / decode,

@@ -26,8 +26,6 @@ struct GpuLayer {
     down_bias: Option<CudaSlice<f32>>,
 }
 
-/// A model on the GPU, beside the CPU [`Model`] it was uploaded from (its
-/// configuration, limits and request checks are the backend's).
 /// Which code computes a forward pass's products with the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gemm {
@@ -41,6 +39,8 @@ pub enum Gemm {
     Grail,
 }
 
+/// A model on the GPU, beside the CPU [`Model`] it was uploaded from (its
+/// configuration, limits and request checks are the backend's).
 pub struct CudaModel {
     gpu: Arc<Gpu>,
     cpu: Model,
@@ -320,7 +320,13 @@ impl CudaModel {
     /// the product. The fused form takes the product's own splits of k, so
     /// it computes exactly what the two launches would.
     pub fn fused_swiglu(&self, rows: usize) -> bool {
-        self.gemm == Gemm::Grail && gemm_supported(self.dt, rows, self.config().hidden_size, 0)
+        self.grail_serves(rows, self.config().hidden_size)
+    }
+
+    /// Whether a product of `m` rows over `k` with the weights runs on
+    /// gemm.cu: with [`Gemm::Grail`], where it serves the shape.
+    fn grail_serves(&self, m: usize, k: usize) -> bool {
+        self.gemm == Gemm::Grail && gemm_supported(self.dt, m, k, 0)
     }
 
     /// Whether a pass of `rows` rows runs the q/k/v projection, rope and the
@@ -670,7 +676,7 @@ impl CudaModel {
         let l = &self.layers[li];
         let off = li * kv.layer_len();
         let gemm = |x: &DBuf, m: usize, wt: &DBuf, n: usize, k: usize, out: &mut CudaSlice<f32>| {
-            if self.gemm == Gemm::Grail && gemm_supported(wt.dt(), m, k, 0) {
+            if self.grail_serves(m, k) {
                 g.gemm_grail(x, m, wt, 0, n, k, out)
             } else {
                 g.gemm(x, m, wt, 0, n, k, out)
