@@ -8,9 +8,8 @@
 // A fragment's elements are spread over the lanes in a layout CUDA leaves
 // unspecified, so kernels may not index them; here fragments have none of
 // the device's element members (x, num_elements): a kernel that indexes
-// one does not compile. Lane l
-// holds, of a 16 x 16 tile: row l / 2 of A, columns 8 (l % 2) .. + 8 of B,
-// and those 8 elements of the accumulator. A product sums its 16 terms in
+// one does not compile. Lane l holds, of a 16 x 16 tile: row l / 2 of A,
+// columns 8 (l % 2) .. + 8 of B, and those 8 elements of the accumulator. A product sums its 16 terms in
 // order, in f32 (bf16 products are exact); the tensor cores' order and
 // rounding differ, which the kernels' twins allow for with a tolerance.
 #pragma once
